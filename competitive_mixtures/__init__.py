@@ -1,0 +1,1 @@
+"""Competitive training of mixtures of independent deep generative models."""

@@ -1,0 +1,160 @@
+"""The config contract: every field a run may set, and the checks made before training.
+
+Experiment files in `configs/` start from `base_config()` and override fields;
+`validate` rejects a config with a field `base_config` does not know, or with a
+value outside its allowed range, before any work is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+STRATEGIES = ("competitive", "bagging", "single")
+MODEL_FAMILIES = ("vae", "kmeans")
+DATASETS = ("gaussians", "ring", "grid")
+GAUSSIAN_MODES = (3, 5, 9)
+
+
+class ConfigError(ValueError):
+    """A config field holds a value the run cannot use."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field a run may set, with quick 2-D defaults."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.num_components = 3
+    c.strategy = "competitive"
+    # Rounds after pre-training; each is M-step -> discriminator fit -> assignment.
+    c.num_rounds = 5
+    c.pretrain_epochs = 5
+    c.epochs_per_round = 2
+    # Points per component per step (global over devices).
+    c.batch_size = 32
+    # Steps fused into one compiled scan; the host syncs once per chunk.
+    c.steps_per_chunk = 250
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "gaussians"
+    c.data.modes = 3
+    c.data.num_points = 64000
+    c.data.num_heldout = 10000
+    c.data.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.family = "vae"
+    c.model.hidden = (50, 50)
+    c.model.latent = 5
+    # Sample x ~ p(x|z) (True) or the decoder mean (False).
+    c.model.sample_noise = True
+    c.model.learning_rate = 0.005
+    c.model.b1 = 0.5
+    c.model.b2 = 0.999
+
+    c.disc = ml_collections.ConfigDict()
+    c.disc.hidden = (50, 50)
+    c.disc.learning_rate = 0.005
+    c.disc.b1 = 0.5
+    c.disc.b2 = 0.999
+    c.disc.epochs = 2
+    c.disc.batch_size = 32
+    c.disc.reinit_each_round = True
+
+    c.balance = ml_collections.ConfigDict()
+    # A component that wins fewer points trains on its `min_points` best-scoring points.
+    c.balance.min_points = 200
+
+    c.assign = ml_collections.ConfigDict()
+    # Points scored per call in the assignment pass.
+    c.assign.batch_size = 16384
+
+    c.eval = ml_collections.ConfigDict()
+    # Model samples for the end-of-run KDE log-likelihood and the figures.
+    c.eval.num_samples = 10000
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.max_to_keep = 3
+    return c
+
+
+def _unknown_fields(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict,
+                    prefix: str = "") -> list[str]:
+    unknown = []
+    for key, value in config.items():
+        name = prefix + key
+        if key not in reference:
+            unknown.append(name)
+        elif isinstance(value, ml_collections.ConfigDict):
+            unknown += _unknown_fields(value, reference[key], name + ".")
+    return unknown
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"config.{field}={value!r} is not allowed: {allowed}.")
+
+
+def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -> None:
+    """Raises ConfigError naming the first bad field and what it allows.
+
+    Args:
+      config: the resolved run config.
+      num_points: training points N, when known; enables the checks that
+        depend on the data size.
+    """
+    unknown = _unknown_fields(config, base_config())
+    if unknown:
+        raise ConfigError(
+            f"unknown config field(s): {', '.join('config.' + u for u in unknown)}; "
+            "the known fields are those of competitive_mixtures.config.base_config().")
+    k = config.num_components
+    _require(isinstance(k, int) and k >= 1, "num_components", k, "an integer >= 1")
+    _require(config.strategy in STRATEGIES, "strategy", config.strategy,
+             f"one of {STRATEGIES}")
+    if config.strategy == "single":
+        _require(k == 1, "num_components", k, "1 with strategy='single'")
+    _require(config.model.family in MODEL_FAMILIES, "model.family", config.model.family,
+             f"one of {MODEL_FAMILIES}")
+    _require(config.data.name in DATASETS, "data.name", config.data.name,
+             f"one of {DATASETS}")
+    if config.data.name == "gaussians":
+        _require(config.data.modes in GAUSSIAN_MODES, "data.modes", config.data.modes,
+                 f"one of {GAUSSIAN_MODES} for data.name='gaussians'")
+    for field in ("num_rounds", "pretrain_epochs", "epochs_per_round", "disc.epochs"):
+        value = _get(config, field)
+        _require(isinstance(value, int) and value >= 0, field, value, "an integer >= 0")
+    for field in ("batch_size", "disc.batch_size", "steps_per_chunk", "assign.batch_size"):
+        value = _get(config, field)
+        _require(isinstance(value, int) and value >= 1, field, value, "an integer >= 1")
+    _require(config.balance.min_points >= 0, "balance.min_points", config.balance.min_points,
+             "an integer >= 0")
+    if num_points is not None:
+        _require(config.batch_size <= num_points, "batch_size", config.batch_size,
+                 f"at most the number of training points ({num_points})")
+        _require(config.disc.batch_size <= num_points, "disc.batch_size",
+                 config.disc.batch_size,
+                 f"at most the number of training points ({num_points})")
+        limit = num_points // k
+        _require(config.balance.min_points <= limit, "balance.min_points",
+                 config.balance.min_points,
+                 f"at most N/K = {num_points}/{k} = {limit}")
+
+
+def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Names of the fields whose values differ between two config dicts."""
+    names = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += diff(a, b, prefix + key + ".")
+        elif a != b:
+            names.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return names

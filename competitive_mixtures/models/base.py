@@ -1,0 +1,75 @@
+"""One component's network as pure functions of its variables.
+
+Models know nothing of mixtures: a `LinenModel` wraps a Flax Linen module and
+exposes `init`, `loss`, `sample` (and, for models with an exact density,
+`log_likelihood`) for a single component. `stacking.py` vmaps these over K.
+
+A module used here implements:
+  `__call__(x, train)`  -> scalar loss on a batch `[B, *data_shape]` (rng 'noise');
+  `sample(n)`           -> `[n, *data_shape]` (rng 'noise');
+  optionally `log_likelihood(x)` -> `[B]` exact log-density.
+Non-parameter collections (e.g. batch statistics) are the component's
+`model_state` and are updated by `loss`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class LinenModel:
+    """Pure functions of one component built from a Linen module."""
+
+    module: nn.Module
+
+    def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, PyTree]:
+        """Returns (params, model_state) for one component; `x` is `[B, *data_shape]`."""
+        param_key, noise_key = jax.random.split(key)
+        variables = dict(self.module.init({"params": param_key, "noise": noise_key}, x,
+                                          train=False))
+        params = variables.pop("params")
+        return params, variables
+
+    def loss(self, params: PyTree, model_state: PyTree, x: jax.Array,
+             key: jax.Array) -> tuple[jax.Array, PyTree]:
+        """Training loss on `x` `[B, *data_shape]`; returns (scalar, new model_state)."""
+        loss, mutated = self.module.apply({"params": params, **model_state}, x, train=True,
+                                          rngs={"noise": key}, mutable=list(model_state))
+        return loss, {**model_state, **mutated}
+
+    def sample(self, params: PyTree, model_state: PyTree, key: jax.Array, n: int) -> jax.Array:
+        """`n` samples `[n, *data_shape]`."""
+        return self.module.apply({"params": params, **model_state}, n, rngs={"noise": key},
+                                 method="sample")
+
+    @property
+    def has_log_likelihood(self) -> bool:
+        return hasattr(self.module, "log_likelihood")
+
+    def log_likelihood(self, params: PyTree, model_state: PyTree, x: jax.Array) -> jax.Array:
+        """Exact log-density `[B]` of `x` under the component."""
+        return self.module.apply({"params": params, **model_state}, x,
+                                 method="log_likelihood")
+
+    def apply(self, params: PyTree, model_state: PyTree, x: jax.Array) -> jax.Array:
+        """Forward pass in evaluation mode (discriminators: logits `[B]`)."""
+        return self.module.apply({"params": params, **model_state}, x, train=False)
+
+
+class MLP(nn.Module):
+    """Dense layers with ReLU between them; the last layer is linear."""
+
+    features: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.features[:-1]:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.features[-1])(x)

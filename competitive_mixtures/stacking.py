@@ -1,0 +1,94 @@
+"""The K axis: where K independent models become one stacked pytree.
+
+Every leaf of a stacked pytree has a leading axis of size K. Initialisation,
+losses, gradients and optimizer updates are `jax.vmap`ped over it, so all K
+components train in one compiled step and never mix: component j's update
+reads only component j's parameters, optimizer state and batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.state import Stack
+
+PyTree = Any
+
+
+def init(model: LinenModel, optimizer: optax.GradientTransformation, keys: jax.Array,
+         x: jax.Array) -> Stack:
+    """K components from K keys `[K, 2]`; `x` `[B, *data_shape]` is an example batch."""
+    params, model_state = jax.vmap(model.init, in_axes=(0, None))(keys, x)
+    return Stack(params=params, model_state=model_state,
+                 opt_state=jax.vmap(optimizer.init)(params))
+
+
+def update_fn(loss_fn: Callable[..., tuple[jax.Array, PyTree]],
+              optimizer: optax.GradientTransformation,
+              axis_name: str | None = None) -> Callable[..., tuple[Stack, jax.Array]]:
+    """One gradient step for all K components.
+
+    Args:
+      loss_fn: `(params, model_state, batch, key, *extra) -> (loss, model_state)`
+        for ONE component, its loss a mean over the local batch.
+      optimizer: applied per component (its state is stacked).
+      axis_name: mesh axis over which the batch is sharded, or None. Gradients
+        of the local mean loss are averaged over it, which equals the gradient
+        of the global mean when every device holds the same number of points.
+    Returns:
+      `step(stack, batch [K, B, ...], keys [K, 2], *extra [K, ...]) -> (stack, loss [K])`.
+    """
+    def one(params, model_state, opt_state, batch, key, *extra):
+        (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, model_state, batch, key, *extra)
+        if axis_name is not None:
+            grads, loss, model_state = jax.lax.pmean((grads, loss, model_state), axis_name)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), model_state, opt_state, loss
+
+    vmapped = jax.vmap(one)
+
+    def step(stack: Stack, batch, keys, *extra):
+        params, model_state, opt_state, loss = vmapped(
+            stack.params, stack.model_state, stack.opt_state, batch, keys, *extra)
+        return Stack(params=params, model_state=model_state, opt_state=opt_state), loss
+
+    return step
+
+
+def select(mask: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:
+    """Per-component choice between two stacked pytrees; `mask` is `[K]` bool."""
+    def pick(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+    return jax.tree.map(pick, on_true, on_false)
+
+
+def all_finite(tree: PyTree) -> jax.Array:
+    """`[K]` bool: every leaf entry of component j is finite."""
+    leaves = [jnp.isfinite(leaf).reshape(leaf.shape[0], -1).all(axis=1)
+              for leaf in jax.tree.leaves(tree)
+              if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+    return jnp.stack(leaves, axis=0).all(axis=0)
+
+
+def sample(model: LinenModel, stack: Stack, keys: jax.Array, n: int) -> jax.Array:
+    """`n` samples from every component: `[K, n, *data_shape]`."""
+    return jax.vmap(model.sample, in_axes=(0, 0, 0, None))(
+        stack.params, stack.model_state, keys, n)
+
+
+def logits(model: LinenModel, stack: Stack, x: jax.Array) -> jax.Array:
+    """All K discriminators on one batch: `[B, *data_shape]` -> `[B, K]`."""
+    return jax.vmap(model.apply, in_axes=(0, 0, None), out_axes=1)(
+        stack.params, stack.model_state, x)
+
+
+def log_likelihood(model: LinenModel, stack: Stack, x: jax.Array) -> jax.Array:
+    """Exact log-density of every component: `[B, *data_shape]` -> `[B, K]`."""
+    return jax.vmap(model.log_likelihood, in_axes=(0, 0, None), out_axes=1)(
+        stack.params, stack.model_state, x)

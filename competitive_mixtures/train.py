@@ -1,0 +1,348 @@
+"""The host-side loop of rounds: orchestration, checkpoints, logging, figures.
+
+One round (paper, Algorithm 1):
+  1. M-step: every component trains on its training set (round 0: the random
+     pre-training split, for `pretrain_epochs`; later rounds `epochs_per_round`).
+  2. Discriminator fit: D_j learns data (whole dataset) vs samples of g_j.
+  3. Assignment pass: log ratios of all N points -> owners, alphas, training sets.
+A checkpoint of the whole state is written after every round; rerunning the
+same command resumes from the newest one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from competitive_mixtures import assign
+from competitive_mixtures import checkpointing
+from competitive_mixtures import config as config_lib
+from competitive_mixtures import data as data_lib
+from competitive_mixtures import models
+from competitive_mixtures import plots
+from competitive_mixtures import stacking
+from competitive_mixtures import steps
+from competitive_mixtures import strategies
+from competitive_mixtures.metrics import clustering
+from competitive_mixtures.metrics import kde
+from competitive_mixtures.models import kmeans
+from competitive_mixtures.state import MixtureState
+
+
+# Random streams folded into the run's key; round r uses stream r.
+_INIT_STREAM = 2**31 - 1
+_EVAL_STREAM = 2**31 - 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    """The models, optimizers and compiled steps of one run."""
+
+    gen_model: Any
+    disc_model: Any
+    gen_optimizer: optax.GradientTransformation
+    disc_optimizer: optax.GradientTransformation
+    m_step: Any
+    disc_step: Any
+    score: Any
+    strategy: strategies.Strategy
+    # The k-means model of Lemma 2: exact M-step and exact-likelihood assignment.
+    exact: bool
+
+
+def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> Programs:
+    gen_model = models.generator(config, data_shape)
+    disc_model = models.discriminator_model(config, data_shape)
+    gen_optimizer = optax.adam(config.model.learning_rate, b1=config.model.b1,
+                               b2=config.model.b2)
+    disc_optimizer = optax.adam(config.disc.learning_rate, b1=config.disc.b1,
+                                b2=config.disc.b2)
+    exact = config.model.family == "kmeans"
+    return Programs(
+        gen_model=gen_model, disc_model=disc_model, gen_optimizer=gen_optimizer,
+        disc_optimizer=disc_optimizer,
+        m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size,
+                                 config.steps_per_chunk),
+        disc_step=steps.make_disc_step(disc_model, gen_model, disc_optimizer,
+                                       config.disc.batch_size, config.steps_per_chunk),
+        score=steps.make_scorer(gen_model if exact else disc_model, exact),
+        strategy=strategies.get(config.strategy), exact=exact)
+
+
+def _example_batch(x: jax.Array, key: jax.Array, size: int = 256) -> jax.Array:
+    return x[jax.random.randint(key, (size,), 0, x.shape[0])]
+
+
+def init_state(config: ml_collections.ConfigDict, programs: Programs,
+               x: jax.Array) -> MixtureState:
+    """Fresh state: K random components and the random pre-training split."""
+    k = config.num_components
+    rng = jax.random.PRNGKey(config.seed)
+    gen_key, disc_key, split_key, example_key = jax.random.split(jax.random.fold_in(rng, _INIT_STREAM), 4)
+    example = _example_batch(x, example_key)
+    owner = programs.strategy.initial_owner(split_key, x.shape[0], k)
+    sets = assign.training_sets(owner, None, 0, k)
+    return MixtureState(
+        round=jnp.zeros((), jnp.int32),
+        gen=stacking.init(programs.gen_model, programs.gen_optimizer,
+                          jax.random.split(gen_key, k), example),
+        disc=stacking.init(programs.disc_model, programs.disc_optimizer,
+                           jax.random.split(disc_key, k), example),
+        owner=owner, alpha=programs.strategy.alpha(sets.count), sets=sets, rng=rng)
+
+
+def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args):
+    """Calls a chunked step until every component has taken its `num_steps`.
+
+    Returns the carry and the mean loss per component over the steps it took.
+    """
+    k = num_steps.shape[0]
+    loss_sum, taken = np.zeros(k), np.zeros(k)
+    num_steps_dev = jnp.asarray(num_steps, jnp.int32)
+    for offset in range(0, int(num_steps.max(initial=0)), chunk):
+        carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
+                                                 jnp.int32(offset), key)
+        # Fetching the sums each chunk also keeps the host in step with the device.
+        loss_sum += np.asarray(chunk_loss)
+        taken += np.asarray(chunk_taken)
+    return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
+
+
+def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.ndarray,
+                  key, x: jax.Array):
+    """Re-initialises components whose parameters or loss are not finite.
+
+    Only the broken components change; the others' parameters and optimizer
+    states pass through untouched.
+    """
+    broken = ~np.asarray(stacking.all_finite(gen.params)) | ~np.isfinite(gen_loss)
+    broken &= np.asarray(state.sets.size) > 0
+    if not broken.any():
+        return gen, []
+    k = broken.shape[0]
+    init_key, example_key = jax.random.split(key)
+    fresh = stacking.init(programs.gen_model, programs.gen_optimizer,
+                          jax.random.split(init_key, k), _example_batch(x, example_key))
+    gen = stacking.select(jnp.asarray(broken), fresh, gen)
+    return gen, [int(j) for j in np.flatnonzero(broken)]
+
+
+def score_dataset(programs: Programs, stack, x: jax.Array, batch_size: int) -> jax.Array:
+    """The assignment pass's scores `[N, K]`, streamed in fixed-size batches."""
+    n = x.shape[0]
+    batch_size = min(batch_size, n)
+    parts = []
+    for begin in range(0, n, batch_size):
+        batch = x[begin:begin + batch_size]
+        valid = batch.shape[0]
+        if valid < batch_size:  # Pad so every call has the one compiled shape.
+            batch = jnp.concatenate([batch, jnp.zeros((batch_size - valid,) + batch.shape[1:],
+                                                      batch.dtype)])
+        parts.append(programs.score(stack, batch)[:valid])
+    return jnp.concatenate(parts)
+
+
+def run_round(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
+              x: jax.Array) -> tuple[MixtureState, dict]:
+    """One round: M-step, discriminator fit, assignment pass. Returns the new state and
+    the round's record for `metrics.jsonl`."""
+    r = int(state.round)
+    k = config.num_components
+    m_key, disc_key, reinit_key, reset_key = jax.random.split(
+        jax.random.fold_in(state.rng, r), 4)
+    record: dict[str, Any] = {"round": r, "pretrain": r == 0}
+    start = time.perf_counter()
+
+    epochs = config.pretrain_epochs if r == 0 else config.epochs_per_round
+    gen = state.gen
+    if programs.exact:
+        mu = kmeans.fit_centroids(x, state.owner, state.sets.best, state.sets.balanced,
+                                  gen.params["mu"])
+        gen = gen.replace(params={**gen.params, "mu": mu})
+        gen_loss = np.zeros(k)
+    else:
+        num_steps = np.ceil(epochs * np.asarray(state.sets.size) / config.batch_size)
+        gen, gen_loss = _run_chunks(programs.m_step, gen, num_steps.astype(np.int64),
+                                    config.steps_per_chunk, m_key, x, state.sets)
+    gen, reset = _reset_broken(programs, state, gen, gen_loss, reset_key, x)
+    if reset:
+        logging.warning("round %d: components %s had non-finite loss or parameters and were "
+                        "re-initialised", r, reset)
+    record["reset_components"] = reset
+    record["gen_loss"] = [None if not np.isfinite(v) else float(v) for v in gen_loss]
+    jax.block_until_ready(gen)
+    record["seconds_m_step"] = time.perf_counter() - start
+
+    disc, owner, alpha, sets = state.disc, state.owner, state.alpha, state.sets
+    if programs.strategy.reassigns:
+        tick = time.perf_counter()
+        if not programs.exact:
+            if config.disc.reinit_each_round:
+                example = _example_batch(x, reinit_key)
+                disc = stacking.init(programs.disc_model, programs.disc_optimizer,
+                                     jax.random.split(reinit_key, k), example)
+            disc_steps = math.ceil(config.disc.epochs * x.shape[0] / config.disc.batch_size)
+            disc, disc_loss = _run_chunks(programs.disc_step, disc, np.full(k, disc_steps),
+                                          config.steps_per_chunk, disc_key, gen, x)
+            record["disc_loss"] = [float(v) for v in disc_loss]
+        jax.block_until_ready(disc)
+        record["seconds_disc"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        scores = score_dataset(programs, gen if programs.exact else disc, x,
+                               config.assign.batch_size)
+        result = _assign(scores, config.balance.min_points, not programs.exact)
+        owner, alpha, sets = result.owner, result.alpha, result.sets
+        jax.block_until_ready(owner)
+        record["seconds_assign"] = time.perf_counter() - tick
+
+    state = state.replace(round=jnp.int32(r + 1), gen=gen, disc=disc, owner=owner,
+                          alpha=alpha, sets=sets)
+    record["counts"] = [int(c) for c in np.asarray(sets.count)]
+    record["alphas"] = [float(a) for a in np.asarray(alpha)]
+    record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(sets.balanced))]
+    record["seconds"] = time.perf_counter() - start
+    return state, record
+
+
+_assign = jax.jit(assign.assign, static_argnums=(1, 2))
+
+
+class Workdir:
+    """The files of DESIGN section 4 inside one run directory."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.figures = os.path.join(path, "figures")
+        os.makedirs(self.figures, exist_ok=True)
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def check_config(self, config: ml_collections.ConfigDict, allow_change: bool) -> None:
+        """Refuses a workdir made with another config unless `allow_change`."""
+        path = self.file("config.json")
+        new = json.loads(config.to_json())
+        if os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+            changed = config_lib.diff(old, new)
+            if changed and not allow_change:
+                raise config_lib.ConfigError(
+                    f"{self.path} holds a run with another config ({'; '.join(changed)}). "
+                    "Use a new --workdir, or pass --allow_config_change to resume with the "
+                    "new config.")
+        _write_atomic(path, json.dumps(new, indent=2, sort_keys=True))
+
+    def read_metrics(self, before_round: int) -> list[dict]:
+        """Records of rounds < `before_round`; later ones belong to a lost future."""
+        path = self.file("metrics.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        return [r for r in records if r["round"] < before_round]
+
+    def write_metrics(self, records: list[dict]) -> None:
+        _write_atomic(self.file("metrics.jsonl"),
+                      "".join(json.dumps(r) + "\n" for r in records))
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _save_npz_atomic(path: str, **arrays) -> None:
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_config_change: bool = False) -> dict:
+    """Trains (or resumes) the run in `workdir`; returns the final summary."""
+    config_lib.validate(config)
+    dataset = data_lib.load(config)
+    config_lib.validate(config, dataset.num_points)
+    work = Workdir(workdir)
+    work.check_config(config, allow_config_change)
+    _save_npz_atomic(work.file("heldout.npz"), x=dataset.heldout_x.astype(np.float32),
+                     label=dataset.heldout_label.astype(np.int32))
+    logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
+                 dataset.num_points, dataset.data_shape, len(dataset.heldout_x))
+
+    programs = make_programs(config, dataset.data_shape)
+    x = jnp.asarray(dataset.x, jnp.float32)
+    state = init_state(config, programs, x)
+    checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                              config.checkpoint.max_to_keep)
+    restored = checkpointer.restore_latest(checkpointing.abstract(state))
+    if restored is not None:
+        state = restored
+        logging.info("resumed from the checkpoint after round %d", int(state.round) - 1)
+    records = work.read_metrics(int(state.round))
+
+    last_round = config.num_rounds  # Round 0 is pre-training.
+    while int(state.round) <= last_round:
+        state, record = run_round(config, programs, state, x)
+        if dataset.num_classes:
+            record["clustering"] = clustering.clustering_scores(
+                np.asarray(state.owner), dataset.label, config.num_components)
+        checkpointer.save(int(state.round), state)
+        records.append(record)
+        work.write_metrics(records)
+        _save_npz_atomic(work.file("assignments.npz"),
+                         assignment=np.asarray(state.owner, np.int32),
+                         label=dataset.label.astype(np.int32))
+        logging.info("round %d (%.1fs): counts %s alphas %s gen loss %s%s", record["round"],
+                     record["seconds"], record["counts"],
+                     np.round(record["alphas"], 3).tolist(),
+                     np.round(np.asarray(record["gen_loss"], float), 3).tolist(),
+                     f" nmi {record['clustering']['nmi']:.3f}" if "clustering" in record else "")
+    checkpointer.wait()
+    checkpointer.close()
+    summary = _finish(config, programs, state, dataset, work, records)
+    return summary
+
+
+def _finish(config, programs: Programs, state: MixtureState, dataset, work: Workdir,
+            records: list[dict]) -> dict:
+    """End-of-run evaluation: KDE log-likelihood, clustering, figures; writes summary.json."""
+    key = jax.random.fold_in(state.rng, _EVAL_STREAM)
+    samples, component = steps.sample_mixture(programs.gen_model, state.gen, state.alpha, key,
+                                              config.eval.num_samples)
+    samples, component = np.asarray(samples), np.asarray(component)
+    summary: dict[str, Any] = {"rounds": int(state.round), "counts": records[-1]["counts"],
+                               "alphas": records[-1]["alphas"]}
+    summary["kde"] = kde.kde_log_likelihood(samples, dataset.heldout_x)
+    logging.info("KDE log-likelihood of %d held-out points under %d mixture samples: %.4f "
+                 "(bandwidth %.4g chosen on held-out samples)", len(dataset.heldout_x),
+                 len(samples), summary["kde"]["log_likelihood"], summary["kde"]["bandwidth"])
+    if dataset.num_classes:
+        summary["clustering"] = clustering.clustering_scores(
+            np.asarray(state.owner), dataset.label, config.num_components)
+        logging.info("clustering against true modes: %s", summary["clustering"])
+    if len(dataset.data_shape) == 1 and dataset.data_shape[0] == 2:
+        plots.owners_and_samples(os.path.join(work.figures, "owners_and_samples.png"),
+                                 dataset.x, np.asarray(state.owner), samples, component,
+                                 np.asarray(state.alpha),
+                                 title=f"{config.strategy}, K={config.num_components}, "
+                                       f"after round {int(state.round) - 1}")
+    plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
+                             [r["round"] for r in records], [r["counts"] for r in records])
+    _write_atomic(work.file("summary.json"), json.dumps(summary, indent=2))
+    return summary

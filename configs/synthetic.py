@@ -1,0 +1,69 @@
+"""2-D Gaussian mixtures with the paper's skew (Locatello et al. 2018, Sec. 5.1).
+
+Usage: --config=configs/synthetic.py[:ARGS], ARGS a comma-separated list of
+  modes=3|5|9   which dataset (K defaults to the number of modes), default 3;
+  k=INT         number of components;
+  paper         the paper's schedule (64k points, 10 epochs per round, ...);
+  tiny          a seconds-long run for tests.
+Example: --config=configs/synthetic.py:modes=9,paper
+"""
+
+from competitive_mixtures import config as config_lib
+
+
+def parse(arg):
+    """'modes=5,paper' -> {'modes': '5', 'paper': True}."""
+    out = {}
+    for part in filter(None, (arg or "").split(",")):
+        key, _, value = part.partition("=")
+        out[key.strip()] = value.strip() if value else True
+    return out
+
+
+def get_config(arg=None):
+    args = parse(arg)
+    unknown = set(args) - {"modes", "k", "paper", "tiny"}
+    if unknown:
+        raise ValueError(f"configs/synthetic.py: unknown argument(s) {sorted(unknown)}; "
+                         "allowed: modes=3|5|9, k=INT, paper, tiny")
+    c = config_lib.base_config()
+    c.data.name = "gaussians"
+    c.data.modes = int(args.get("modes", 3))
+    c.num_components = int(args.get("k", c.data.modes))
+
+    # Quick default: a few minutes on a 2-core CPU.
+    c.data.num_points = 16000
+    c.pretrain_epochs = 5
+    c.num_rounds = 6
+    c.epochs_per_round = 4
+    c.disc.epochs = 2
+    c.batch_size = 64
+    c.disc.batch_size = 64
+    c.balance.min_points = 200
+
+    if args.get("paper"):
+        # The paper's settings: 64k points, Adam(0.005, beta1=0.5), batch 32,
+        # 10 epochs per component per round, discriminators 2 epochs on the
+        # whole data, re-initialised every round.
+        c.data.num_points = 64000
+        c.batch_size = 32
+        c.disc.batch_size = 32
+        c.epochs_per_round = 10
+        c.disc.epochs = 2
+        c.disc.reinit_each_round = True
+        c.pretrain_epochs = 10
+        c.num_rounds = 10
+        c.balance.min_points = 1000
+    if args.get("tiny"):
+        c.data.num_points = 3000
+        c.data.num_heldout = 1000
+        c.pretrain_epochs = 2
+        c.num_rounds = 2
+        c.epochs_per_round = 2
+        c.disc.epochs = 1
+        c.batch_size = 32
+        c.disc.batch_size = 32
+        c.balance.min_points = 50
+        c.steps_per_chunk = 64
+        c.eval.num_samples = 1000
+    return c
