@@ -15,7 +15,10 @@ ties to the lowest j. alpha_j = #{i : c_i = j} / N (4). A component that wins
 fewer than `min_points` points keeps training on the `min_points` points where
 its log P_j is highest (load balancing, 5); its alpha stays its true share.
 
-Nothing here knows about networks: functions take `[N, K]` arrays.
+Nothing here knows about networks: functions take `[N, K]` arrays. Functions
+with an `axis_name` also run inside a per-device program over a slice of the
+N points (`jax.shard_map`), combining across devices exactly: the normaliser
+by max-shift then sum, counts by sum, best points by a top-k of local top-ks.
 """
 
 from __future__ import annotations
@@ -30,12 +33,17 @@ def log_ratio_from_logits(logits: jax.Array) -> jax.Array:
     return -logits
 
 
-def normalise(log_ratio: jax.Array) -> jax.Array:
+def normalise(log_ratio: jax.Array, axis_name: str | None = None) -> jax.Array:
     """Eq. (2): per-component normalisation over the dataset, `[N, K]` -> `[N, K]`.
 
-    Each column becomes a log-distribution over the N points (it logsumexps to 0).
+    Each column becomes a log-distribution over the N points (it logsumexps to
+    0). With `axis_name`, the N points are split over that axis.
     """
-    return log_ratio - jax.nn.logsumexp(log_ratio, axis=0, keepdims=True)
+    if axis_name is None:
+        return log_ratio - jax.nn.logsumexp(log_ratio, axis=0, keepdims=True)
+    shift = jax.lax.pmax(jnp.max(log_ratio, axis=0, keepdims=True), axis_name)
+    total = jax.lax.psum(jnp.sum(jnp.exp(log_ratio - shift), axis=0, keepdims=True), axis_name)
+    return log_ratio - (shift + jnp.log(total))
 
 
 def owners(log_p: jax.Array) -> jax.Array:
@@ -43,9 +51,15 @@ def owners(log_p: jax.Array) -> jax.Array:
     return jnp.argmax(log_p, axis=1).astype(jnp.int32)
 
 
-def counts(owner: jax.Array, num_components: int) -> jax.Array:
-    """`[N]` owners -> `[K]` int32 number of points each component owns."""
-    return jnp.bincount(owner, length=num_components).astype(jnp.int32)
+def counts(owner: jax.Array, num_components: int, axis_name: str | None = None,
+           valid: jax.Array | None = None) -> jax.Array:
+    """`[N]` owners -> `[K]` int32 number of points each component owns.
+
+    Points where `valid` (`[N]` bool) is False are not counted.
+    """
+    count = jnp.bincount(owner, weights=None if valid is None else valid.astype(jnp.int32),
+                         length=num_components).astype(jnp.int32)
+    return count if axis_name is None else jax.lax.psum(count, axis_name)
 
 
 def alphas(count: jax.Array) -> jax.Array:
@@ -53,19 +67,89 @@ def alphas(count: jax.Array) -> jax.Array:
     return count.astype(jnp.float32) / jnp.sum(count)
 
 
+def best_points(log_p: jax.Array, num: int, axis_name: str | None = None) -> jax.Array:
+    """`[K, num]` int32 indices of each component's `num` highest-scoring points.
+
+    Ties go to the lower index. With `axis_name` each device holds an equal,
+    contiguous slice of the points in device order; indices are global.
+    """
+    values, index = jax.lax.top_k(log_p.T, num)
+    if axis_name is None:
+        return index.astype(jnp.int32)
+    index = index + jax.lax.axis_index(axis_name) * log_p.shape[0]
+    # Candidates from lower devices come first, so ties still go to lower indices.
+    values = jax.lax.all_gather(values, axis_name, axis=1, tiled=True)
+    index = jax.lax.all_gather(index, axis_name, axis=1, tiled=True)
+    pick = jax.lax.top_k(values, num)[1]
+    return jnp.take_along_axis(index, pick, axis=1).astype(jnp.int32)
+
+
+@flax.struct.dataclass
+class Assignment:
+    """Result of one assignment pass.
+
+    Attributes:
+      owner: `[N]` int32 c_i.
+      count: `[K]` int32 points owned.
+      best: `[K, M]` int32 each component's M best points, M = max(min_points, 1).
+      balanced: `[K]` bool, the component owns fewer than `min_points` points.
+    """
+
+    owner: jax.Array
+    count: jax.Array
+    best: jax.Array
+    balanced: jax.Array
+
+    @property
+    def alpha(self) -> jax.Array:
+        return alphas(self.count)
+
+
+def assign(log_ratio: jax.Array, min_points: int, normalise_ratio: bool = True,
+           axis_name: str | None = None, valid: jax.Array | None = None) -> Assignment:
+    """Eqs. (2)-(5) from log density ratios `[N, K]`.
+
+    With `normalise_ratio=False` the scores are used as they are: that is right
+    for exact log-likelihoods of normalised model densities (the k-means model
+    of Lemma 2), where eq. (2)'s dataset normaliser, an empirical stand-in for
+    normalising an estimated ratio, would shift components unequally.
+    `min_points` is static; 0 disables load balancing. `valid` (`[N]` bool)
+    marks padding rows, which must hold -inf scores; they own nothing.
+    """
+    k = log_ratio.shape[1]
+    log_p = normalise(log_ratio, axis_name) if normalise_ratio else log_ratio
+    if valid is not None:
+        log_p = jnp.where(valid[:, None], log_p, -jnp.inf)
+    owner = owners(log_p)
+    count = counts(owner, k, axis_name, valid)
+    if min_points == 0:
+        best = jnp.zeros((k, 1), jnp.int32)
+    else:
+        best = best_points(log_p, min_points, axis_name)
+    return Assignment(owner=owner, count=count, best=best, balanced=count < min_points)
+
+
+def random_split(owner: jax.Array, num_components: int, min_points: int) -> Assignment:
+    """An `Assignment` for given owners with no scores (pre-training: nothing balanced)."""
+    return Assignment(owner=owner, count=counts(owner, num_components),
+                      best=jnp.zeros((num_components, max(min_points, 1)), jnp.int32),
+                      balanced=jnp.zeros((num_components,), bool))
+
+
 @flax.struct.dataclass
 class TrainingSets:
     """The points each component trains on in the next M-step.
 
     Component j trains on its owned points, `order[start[j] : start[j] + count[j]]`,
-    or, when `balanced[j]`, on its `min_points` best-scoring points `best[j]` (5).
+    or, when `balanced[j]`, on its listed points `best[j]`: its best-scoring
+    points under load balancing (5), or a bag drawn with replacement.
 
     Attributes:
       order: `[N]` int32 point indices sorted by owner (stable).
       start: `[K]` int32 offset of each component's owned points in `order`.
       count: `[K]` int32 number of owned points.
-      best: `[K, M]` int32 each component's M best points, M = max(min_points, 1).
-      balanced: `[K]` bool, the component owns fewer than `min_points` points.
+      best: `[K, M]` int32 listed points.
+      balanced: `[K]` bool, train on `best` instead of the owned points.
     """
 
     order: jax.Array
@@ -80,27 +164,12 @@ class TrainingSets:
         return jnp.where(self.balanced, self.best.shape[1], self.count)
 
 
-def training_sets(owner: jax.Array, log_p: jax.Array | None, min_points: int,
-                  num_components: int) -> TrainingSets:
-    """Eq. (5): owned points, or the `min_points` best for under-populated components.
-
-    Args:
-      owner: `[N]` int32 component of each point.
-      log_p: `[N, K]` normalised scores, or None when there are none yet
-        (random pre-training split: no balancing).
-      min_points: static int, load-balancing threshold (0 disables it).
-      num_components: K.
-    """
-    count = counts(owner, num_components)
-    order = jnp.argsort(owner, stable=True).astype(jnp.int32)
-    start = (jnp.cumsum(count) - count).astype(jnp.int32)
-    if log_p is None or min_points == 0:
-        best = jnp.zeros((num_components, 1), jnp.int32)
-        balanced = jnp.zeros((num_components,), bool)
-    else:
-        best = jax.lax.top_k(log_p.T, min_points)[1].astype(jnp.int32)
-        balanced = count < min_points
-    return TrainingSets(order=order, start=start, count=count, best=best, balanced=balanced)
+def training_sets(assignment: Assignment) -> TrainingSets:
+    """Eq. (5): owned points, or the listed best points for balanced components."""
+    count = assignment.count
+    return TrainingSets(order=jnp.argsort(assignment.owner, stable=True).astype(jnp.int32),
+                        start=(jnp.cumsum(count) - count).astype(jnp.int32), count=count,
+                        best=assignment.best, balanced=assignment.balanced)
 
 
 def sample_training_points(sets: TrainingSets, key: jax.Array, batch_size: int) -> jax.Array:
@@ -120,35 +189,3 @@ def sample_training_points(sets: TrainingSets, key: jax.Array, batch_size: int) 
     owned = sets.order[jnp.minimum(sets.start[:, None] + pos, sets.order.shape[0] - 1)]
     best = jnp.take_along_axis(sets.best, jnp.minimum(pos, sets.best.shape[1] - 1), axis=1)
     return jnp.where(sets.balanced[:, None], best, owned)
-
-
-@flax.struct.dataclass
-class Assignment:
-    """Result of one assignment pass.
-
-    Attributes:
-      owner: `[N]` int32 c_i.
-      count: `[K]` int32 points owned.
-      alpha: `[K]` float32 mixture weights.
-      sets: the training sets of the next M-step.
-    """
-
-    owner: jax.Array
-    count: jax.Array
-    alpha: jax.Array
-    sets: TrainingSets
-
-
-def assign(log_ratio: jax.Array, min_points: int, normalise_ratio: bool = True) -> Assignment:
-    """Eqs. (2)-(5) from log density ratios `[N, K]`.
-
-    With `normalise_ratio=False` the scores are used as they are: that is right
-    for exact log-likelihoods of normalised model densities (the k-means model
-    of Lemma 2), where eq. (2)'s dataset normaliser, an empirical stand-in for
-    normalising an estimated ratio, would shift components unequally.
-    """
-    log_p = normalise(log_ratio) if normalise_ratio else log_ratio
-    owner = owners(log_p)
-    k = log_ratio.shape[1]
-    sets = training_sets(owner, log_p, min_points, k)
-    return Assignment(owner=owner, count=sets.count, alpha=alphas(sets.count), sets=sets)

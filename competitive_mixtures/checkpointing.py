@@ -48,6 +48,7 @@ class Checkpointer:
         self._manager.close()
 
 
-def abstract(state: Any) -> Any:
-    """Shape/dtype skeleton of a state, the restore target."""
-    return jax.eval_shape(lambda: state)
+def abstract(state: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
+    """Shape/dtype/sharding skeleton of a state (or of its `eval_shape`), the restore target."""
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                          sharding=sharding), state)

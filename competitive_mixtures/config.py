@@ -12,8 +12,11 @@ from typing import Any
 import ml_collections
 
 STRATEGIES = ("competitive", "bagging", "single")
-MODEL_FAMILIES = ("vae", "kmeans")
-DATASETS = ("gaussians", "ring", "grid")
+MODEL_FAMILIES = ("vae", "kmeans", "conv_vae")
+DATASETS = ("gaussians", "ring", "grid", "mnist_offline", "mnist", "celeb_a")
+IMAGE_DATASETS = ("mnist_offline", "mnist", "celeb_a")
+LIKELIHOODS = ("bernoulli", "gaussian")
+OPTIMIZERS = ("adam", "sgd")
 GAUSSIAN_MODES = (3, 5, 9)
 
 
@@ -39,14 +42,28 @@ def base_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.name = "gaussians"
     c.data.modes = 3
+    # Training points: synthetic sets draw this many; image sets keep a
+    # subsample of this size (0 = all).
     c.data.num_points = 64000
     c.data.num_heldout = 10000
     c.data.seed = 0
+    # Image data: tensorflow-datasets directories ("" = tfds defaults) and size.
+    c.data.data_dir = ""
+    c.data.manual_dir = ""
+    c.data.image_size = 64
 
     c.model = ml_collections.ConfigDict()
     c.model.family = "vae"
+    # MLP models (vae): hidden layer widths.
     c.model.hidden = (50, 50)
     c.model.latent = 5
+    # Convolutional VAE (conv_vae): encoder / decoder channels, square kernel,
+    # decoder likelihood, batch norm (epsilon 1e-5, momentum 0.9).
+    c.model.channels = (8, 16, 32, 64)
+    c.model.decoder_channels = (64, 32, 16)
+    c.model.kernel = 4
+    c.model.likelihood = "bernoulli"
+    c.model.batch_norm = True
     # Sample x ~ p(x|z) (True) or the decoder mean (False).
     c.model.sample_noise = True
     c.model.learning_rate = 0.005
@@ -54,13 +71,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.b2 = 0.999
 
     c.disc = ml_collections.ConfigDict()
+    # MLP discriminator for vector data; conv channels and kernel for images.
     c.disc.hidden = (50, 50)
+    c.disc.channels = (64, 128, 256)
+    c.disc.kernel = 4
+    c.disc.optimizer = "adam"
     c.disc.learning_rate = 0.005
     c.disc.b1 = 0.5
     c.disc.b2 = 0.999
     c.disc.epochs = 2
     c.disc.batch_size = 32
     c.disc.reinit_each_round = True
+
+    c.bagging = ml_collections.ConfigDict()
+    # Bags drawn with replacement (N // K points each) instead of a disjoint split.
+    c.bagging.bootstrap = False
 
     c.balance = ml_collections.ConfigDict()
     # A component that wins fewer points trains on its `min_points` best-scoring points.
@@ -119,12 +144,23 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
     _require(isinstance(k, int) and k >= 1, "num_components", k, "an integer >= 1")
     _require(config.strategy in STRATEGIES, "strategy", config.strategy,
              f"one of {STRATEGIES}")
+    if config.bagging.bootstrap:
+        _require(config.strategy == "bagging", "bagging.bootstrap", True,
+                 "True only with strategy='bagging'")
     if config.strategy == "single":
         _require(k == 1, "num_components", k, "1 with strategy='single'")
     _require(config.model.family in MODEL_FAMILIES, "model.family", config.model.family,
              f"one of {MODEL_FAMILIES}")
     _require(config.data.name in DATASETS, "data.name", config.data.name,
              f"one of {DATASETS}")
+    _require(config.model.likelihood in LIKELIHOODS, "model.likelihood",
+             config.model.likelihood, f"one of {LIKELIHOODS}")
+    _require(config.disc.optimizer in OPTIMIZERS, "disc.optimizer", config.disc.optimizer,
+             f"one of {OPTIMIZERS}")
+    images = config.data.name in IMAGE_DATASETS
+    _require(images == (config.model.family == "conv_vae"), "model.family", config.model.family,
+             "'conv_vae' for image data (data.name in "
+             f"{IMAGE_DATASETS}) and 'vae' or 'kmeans' for vector data")
     if config.data.name == "gaussians":
         _require(config.data.modes in GAUSSIAN_MODES, "data.modes", config.data.modes,
                  f"one of {GAUSSIAN_MODES} for data.name='gaussians'")

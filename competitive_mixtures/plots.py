@@ -68,3 +68,70 @@ def _save(fig, path: str) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def sample_panels(path: str, data: np.ndarray, panels: list, title: str = "") -> str:
+    """Side-by-side 2-D sample scatters, one panel per (name, samples [M, 2], component [M])."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.8), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, (name, samples, component) in zip(axes[0], panels):
+        colours = _colours(int(component.max()) + 1)
+        ax.scatter(data[:, 0], data[:, 1], s=1, color="0.85")
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.6,
+                   color=[colours[c] for c in component])
+        ax.set_title(name)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _as_image(x: np.ndarray) -> np.ndarray:
+    """`[H, W, C]` uint8 or [0, 1] float -> something imshow draws faithfully."""
+    x = np.asarray(x, np.float32) / (255.0 if np.asarray(x).dtype == np.uint8 else 1.0)
+    return np.clip(x[..., 0] if x.shape[-1] == 1 else x, 0.0, 1.0)
+
+
+def component_grids(path: str, samples: np.ndarray, owned: list, alpha: np.ndarray) -> str:
+    """One row per component: its samples (left) beside real images it owns (right).
+
+    Args:
+      samples: `[K, n, H, W, C]` samples of every component.
+      owned: K arrays `[<=n, H, W, C]` of images each component owns.
+      alpha: `[K]` mixture weights, written on each row.
+    """
+    k, n = samples.shape[:2]
+    fig, axes = plt.subplots(k, 2 * n + 1, figsize=(0.6 * (2 * n + 1), 0.65 * k + 0.6),
+                             squeeze=False)
+    for j in range(k):
+        for c in range(2 * n + 1):
+            ax = axes[j, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < n:
+                ax.imshow(_as_image(samples[j, c]), cmap="gray", vmin=0, vmax=1)
+            elif c > n and c - n - 1 < len(owned[j]):
+                ax.imshow(_as_image(owned[j][c - n - 1]), cmap="gray", vmin=0, vmax=1)
+        axes[j, 0].set_ylabel(f"{j}: a={alpha[j]:.3f}", rotation=0, ha="right", va="center",
+                              fontsize=7)
+    axes[0, n // 2].set_title("samples", fontsize=8)
+    axes[0, n + 1 + n // 2].set_title("owned real images", fontsize=8)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.12, right=0.99, top=0.92, bottom=0.01)
+    return _save(fig, path)
+
+
+def class_heatmap(path: str, table: np.ndarray) -> str:
+    """Component-by-class counts `[K, C]` as a heatmap (the paper's Fig. 11)."""
+    fig, ax = plt.subplots(figsize=(0.5 * table.shape[1] + 2, 0.35 * table.shape[0] + 1.5))
+    image = ax.imshow(table, cmap="viridis", aspect="auto")
+    for (j, c), value in np.ndenumerate(table):
+        ax.text(c, j, str(value), ha="center", va="center", fontsize=6,
+                color="white" if value < table.max() / 2 else "black")
+    ax.set_xlabel("true class")
+    ax.set_ylabel("component")
+    ax.set_xticks(range(table.shape[1]))
+    ax.set_yticks(range(table.shape[0]))
+    fig.colorbar(image, ax=ax, label="points")
+    fig.tight_layout()
+    return _save(fig, path)

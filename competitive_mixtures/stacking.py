@@ -34,28 +34,35 @@ def update_fn(loss_fn: Callable[..., tuple[jax.Array, PyTree]],
     """One gradient step for all K components.
 
     Args:
-      loss_fn: `(params, model_state, batch, key, *extra) -> (loss, model_state)`
-        for ONE component, its loss a mean over the local batch.
+      loss_fn: `(params, model_state, *batch_args) -> (loss, model_state)` for
+        ONE component, its loss a mean over the (local) batch.
       optimizer: applied per component (its state is stacked).
-      axis_name: mesh axis over which the batch is sharded, or None. Gradients
-        of the local mean loss are averaged over it, which equals the gradient
-        of the global mean when every device holds the same number of points.
+      axis_name: mesh axis over which the batch is split (inside `shard_map`),
+        or None. The gradient is that of the global mean loss: the local mean
+        loss is averaged over the axis (`pmean`) BEFORE differentiating. The
+        parameters are replicated, so differentiation already sums their
+        cotangents over the axis; averaging the gradients afterwards instead
+        would make them wrong by the device count.
     Returns:
-      `step(stack, batch [K, B, ...], keys [K, 2], *extra [K, ...]) -> (stack, loss [K])`.
+      `step(stack, *batch_args [K, B, ...]) -> (stack, loss [K])`.
     """
-    def one(params, model_state, opt_state, batch, key, *extra):
-        (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, model_state, batch, key, *extra)
-        if axis_name is not None:
-            grads, loss, model_state = jax.lax.pmean((grads, loss, model_state), axis_name)
+    def global_loss(params, model_state, *batch_args):
+        loss, model_state = loss_fn(params, model_state, *batch_args)
+        if axis_name is None:
+            return loss, model_state
+        return jax.lax.pmean((loss, model_state), axis_name)
+
+    def one(params, model_state, opt_state, *batch_args):
+        (loss, model_state), grads = jax.value_and_grad(global_loss, has_aux=True)(
+            params, model_state, *batch_args)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), model_state, opt_state, loss
 
     vmapped = jax.vmap(one)
 
-    def step(stack: Stack, batch, keys, *extra):
+    def step(stack: Stack, *batch_args):
         params, model_state, opt_state, loss = vmapped(
-            stack.params, stack.model_state, stack.opt_state, batch, keys, *extra)
+            stack.params, stack.model_state, stack.opt_state, *batch_args)
         return Stack(params=params, model_state=model_state, opt_state=opt_state), loss
 
     return step

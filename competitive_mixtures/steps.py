@@ -1,11 +1,17 @@
-"""Pure, jitted step functions for all K components at once.
+"""Pure, jitted step functions for all K components at once, on 1 to N devices.
 
 Each training function runs a chunk of steps inside one `jax.lax.scan`; the
-host calls it once per chunk. Batches are gathered by index from the dataset
-array inside the step. Components that need different numbers of steps share
-one compiled program: a component past its own step count is masked (its
-parameters and optimizer state pass through unchanged), and a step where every
-component is done is skipped with `lax.cond`.
+host calls it once per chunk. Per step, the global batch `[K, B, ...]` is
+chosen by index and the per-example noise drawn for the whole batch, both
+split over the mesh's `data` axis; the update itself is a per-device program
+(`jax.shard_map`) that averages gradients across devices. Because every
+random number is drawn for the global batch, a run gives the same result on
+one device and on many.
+
+Components that need different numbers of steps share one compiled program:
+a component past its own step count is masked (its parameters and optimizer
+state pass through unchanged), and a step where every component is done is
+skipped with `lax.cond`.
 """
 
 from __future__ import annotations
@@ -15,11 +21,16 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec as P
 import optax
 
-from competitive_mixtures import assign, stacking
+from competitive_mixtures import assign
+from competitive_mixtures import sharding
+from competitive_mixtures import stacking
 from competitive_mixtures.models.base import LinenModel
 from competitive_mixtures.state import Stack
+
+_BATCH = P(None, sharding.AXIS)
 
 
 def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.Array,
@@ -48,15 +59,27 @@ def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.
     return carry, loss.sum(0), active.sum(0)
 
 
+def _sharded_update(loss_fn: Callable, optimizer: optax.GradientTransformation, mesh: Mesh,
+                    num_batch_args: int) -> Callable:
+    """`stacking.update_fn` as a per-device program: state replicated, batch args split on B."""
+    update = stacking.update_fn(loss_fn, optimizer, axis_name=sharding.AXIS)
+    return jax.shard_map(update, mesh=mesh, in_specs=(P(),) + (_BATCH,) * num_batch_args,
+                         out_specs=(P(), P()))
+
+
+def _constrain(x: jax.Array, mesh: Mesh) -> jax.Array:
+    return jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh))
+
+
 def make_m_step(model: LinenModel, optimizer: optax.GradientTransformation,
-                batch_size: int, chunk: int) -> Callable:
+                batch_size: int, chunk: int, mesh: Mesh) -> Callable:
     """M-step: every component trains on batches from its own training set.
 
     Returns a jitted
     `m_step(gen, x [N, ...], sets, num_steps [K], offset, key) -> (gen, loss_sum [K], steps [K])`
-    that donates `gen`.
+    that donates `gen`. `x` is replicated on every device.
     """
-    update = stacking.update_fn(model.loss, optimizer)
+    update = _sharded_update(model.loss, optimizer, mesh, num_batch_args=2)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def m_step(gen: Stack, x: jax.Array, sets: assign.TrainingSets, num_steps: jax.Array,
@@ -64,36 +87,38 @@ def make_m_step(model: LinenModel, optimizer: optax.GradientTransformation,
         k = sets.count.shape[0]
 
         def step(gen, step_key):
-            index_key, loss_key = jax.random.split(step_key)
-            batch = x[assign.sample_training_points(sets, index_key, batch_size)]
-            return update(gen, batch, jax.random.split(loss_key, k))
+            index_key, noise_key = jax.random.split(step_key)
+            index = _constrain(assign.sample_training_points(sets, index_key, batch_size), mesh)
+            noise = jax.random.normal(noise_key, (k, batch_size) + model.noise_shape)
+            return update(gen, x[index], _constrain(noise, mesh))
 
         return _scan_chunk(step, gen, num_steps, offset, key, chunk, k)
 
     return m_step
 
 
-def discriminator_loss(disc_model: LinenModel, gen_model: LinenModel):
-    """Binary cross-entropy of one discriminator: data -> 1, its generator's samples -> 0."""
-    def loss(d_params, d_state, real, key, g_params, g_state):
-        fake = gen_model.sample(g_params, g_state, key, real.shape[0])
-        real_logits = disc_model.apply(d_params, d_state, real)
-        fake_logits = disc_model.apply(d_params, d_state, fake)
+def discriminator_loss(disc_model: LinenModel) -> Callable:
+    """Binary cross-entropy of one discriminator on `batch = (real, fake)`: data -> 1,
+    its generator's samples -> 0."""
+    def loss(params, model_state, batch):
+        real, fake = batch
+        real_logits = disc_model.apply(params, model_state, real)
+        fake_logits = disc_model.apply(params, model_state, fake)
         value = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
-        return value, d_state
+        return value, model_state
     return loss
 
 
 def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                    optimizer: optax.GradientTransformation, batch_size: int,
-                   chunk: int) -> Callable:
+                   chunk: int, mesh: Mesh) -> Callable:
     """Discriminator fit: D_j sees points drawn uniformly from the WHOLE dataset as real.
 
     Returns a jitted
     `disc_step(disc, gen, x, num_steps, offset, key) -> (disc, loss_sum [K], steps [K])`
     that donates `disc`.
     """
-    update = stacking.update_fn(discriminator_loss(disc_model, gen_model), optimizer)
+    update = _sharded_update(discriminator_loss(disc_model), optimizer, mesh, num_batch_args=1)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def disc_step(disc: Stack, gen: Stack, x: jax.Array, num_steps: jax.Array,
@@ -102,30 +127,63 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
 
         def step(disc, step_key):
             index_key, sample_key = jax.random.split(step_key)
-            index = jax.random.randint(index_key, (k, batch_size), 0, x.shape[0])
-            return update(disc, x[index], jax.random.split(sample_key, k),
-                          gen.params, gen.model_state)
+            index = _constrain(jax.random.randint(index_key, (k, batch_size), 0, x.shape[0]),
+                               mesh)
+            fake = stacking.sample(gen_model, gen, jax.random.split(sample_key, k), batch_size)
+            return update(disc, (x[index], _constrain(fake, mesh)))
 
         return _scan_chunk(step, disc, num_steps, offset, key, chunk, k)
 
     return disc_step
 
 
-def make_scorer(model: LinenModel, exact: bool) -> Callable:
+def make_scorer(model: LinenModel, exact: bool, mesh: Mesh) -> Callable:
     """Log density ratios of one batch of points for all K components.
 
     With `exact=False` `model` is the discriminator and the ratio is `-logit`
     (assign eq. 1); with `exact=True` `model` is the generator and the score is
     its exact log-likelihood (the common log p_X(x_i) cancels in the argmax).
+    Each device scores its slice of the batch with all K networks.
 
-    Returns a jitted `score(stack, x [B, ...]) -> [B, K]`.
+    Returns a jitted `score(stack, x [B, ...]) -> [B, K]`, B split over devices.
     """
-    @jax.jit
-    def score(stack: Stack, x: jax.Array) -> jax.Array:
+    def local(stack: Stack, x: jax.Array) -> jax.Array:
         if exact:
             return stacking.log_likelihood(model, stack, x)
         return assign.log_ratio_from_logits(stacking.logits(model, stack, x))
-    return score
+
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
+                                 out_specs=P(sharding.AXIS)))
+
+
+def make_assigner(mesh: Mesh, min_points: int, normalise_ratio: bool) -> Callable:
+    """The assignment pass's arithmetic on scores `[N, K]` split over devices.
+
+    N need not divide by the device count: the scores are padded with rows of
+    -inf that own nothing. Returns a jitted
+    `assigner(log_ratio) -> (assign.Assignment, assign.TrainingSets)` whose
+    results equal those of `assign.assign` on one device.
+    """
+    def local(log_ratio: jax.Array, valid: jax.Array) -> assign.Assignment:
+        return assign.assign(log_ratio, min_points, normalise_ratio, sharding.AXIS, valid)
+
+    per_device = jax.shard_map(
+        local, mesh=mesh, in_specs=(P(sharding.AXIS), P(sharding.AXIS)),
+        out_specs=assign.Assignment(owner=P(sharding.AXIS), count=P(), best=P(), balanced=P()),
+        # `best` comes from an all_gather, identical on every device by construction.
+        check_vma=False)
+    devices = mesh.devices.size
+
+    @jax.jit
+    def assigner(log_ratio: jax.Array):
+        n = log_ratio.shape[0]
+        pad = -n % devices
+        padded = jnp.pad(log_ratio, ((0, pad), (0, 0)), constant_values=-jnp.inf)
+        result = per_device(padded, jnp.arange(n + pad) < n)
+        result = result.replace(owner=result.owner[:n])
+        return result, assign.training_sets(result)
+
+    return assigner
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples"))

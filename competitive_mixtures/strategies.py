@@ -10,6 +10,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from competitive_mixtures import assign
+
 
 @dataclasses.dataclass(frozen=True)
 class Strategy:
@@ -32,6 +34,23 @@ class Strategy:
         perm = jax.random.permutation(key, num_points)
         return jnp.zeros((num_points,), jnp.int32).at[perm].set(
             jnp.arange(num_points, dtype=jnp.int32) % num_components)
+
+    def initial_sets(self, key: jax.Array, num_points: int, num_components: int,
+                     min_points: int, bootstrap: bool = False) -> tuple[jax.Array, assign.TrainingSets]:
+        """Owners `[N]` and training sets before the first round.
+
+        With `bootstrap` (bagging only) every component trains on its own draw of
+        N // K points with replacement, held as an explicit index list; the
+        owners are then the disjoint split and carry no meaning as a clustering.
+        """
+        split_key, draw_key = jax.random.split(key)
+        owner = self.initial_owner(split_key, num_points, num_components)
+        split = assign.random_split(owner, num_components, min_points)
+        if bootstrap:
+            draws = jax.random.randint(draw_key, (num_components, num_points // num_components),
+                                       0, num_points, dtype=jnp.int32)
+            split = split.replace(best=draws, balanced=jnp.ones((num_components,), bool))
+        return owner, assign.training_sets(split)
 
     def alpha(self, count: jax.Array) -> jax.Array:
         """`[K]` mixture weights from owned counts: shares for competition, uniform for bags."""

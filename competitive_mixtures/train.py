@@ -31,6 +31,7 @@ from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import models
 from competitive_mixtures import plots
+from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
 from competitive_mixtures import strategies
@@ -53,30 +54,43 @@ class Programs:
     disc_model: Any
     gen_optimizer: optax.GradientTransformation
     disc_optimizer: optax.GradientTransformation
+    mesh: Any
     m_step: Any
     disc_step: Any
     score: Any
+    assigner: Any
     strategy: strategies.Strategy
     # The k-means model of Lemma 2: exact M-step and exact-likelihood assignment.
     exact: bool
 
 
-def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> Programs:
+def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
+                  mesh=None) -> Programs:
+    """Models, optimizers and compiled steps; `mesh` defaults to all devices."""
+    mesh = sharding.make_mesh() if mesh is None else mesh
+    for field, value in (("batch_size", config.batch_size),
+                         ("disc.batch_size", config.disc.batch_size)):
+        sharding.check_divisible(value, mesh, field)
     gen_model = models.generator(config, data_shape)
     disc_model = models.discriminator_model(config, data_shape)
     gen_optimizer = optax.adam(config.model.learning_rate, b1=config.model.b1,
                                b2=config.model.b2)
-    disc_optimizer = optax.adam(config.disc.learning_rate, b1=config.disc.b1,
-                                b2=config.disc.b2)
+    if config.disc.optimizer == "sgd":
+        disc_optimizer = optax.sgd(config.disc.learning_rate)
+    else:
+        disc_optimizer = optax.adam(config.disc.learning_rate, b1=config.disc.b1,
+                                    b2=config.disc.b2)
     exact = config.model.family == "kmeans"
     return Programs(
         gen_model=gen_model, disc_model=disc_model, gen_optimizer=gen_optimizer,
         disc_optimizer=disc_optimizer,
+        mesh=mesh,
         m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size,
-                                 config.steps_per_chunk),
+                                 config.steps_per_chunk, mesh),
         disc_step=steps.make_disc_step(disc_model, gen_model, disc_optimizer,
-                                       config.disc.batch_size, config.steps_per_chunk),
-        score=steps.make_scorer(gen_model if exact else disc_model, exact),
+                                       config.disc.batch_size, config.steps_per_chunk, mesh),
+        score=steps.make_scorer(gen_model if exact else disc_model, exact, mesh),
+        assigner=steps.make_assigner(mesh, config.balance.min_points, not exact),
         strategy=strategies.get(config.strategy), exact=exact)
 
 
@@ -91,15 +105,17 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
     rng = jax.random.PRNGKey(config.seed)
     gen_key, disc_key, split_key, example_key = jax.random.split(jax.random.fold_in(rng, _INIT_STREAM), 4)
     example = _example_batch(x, example_key)
-    owner = programs.strategy.initial_owner(split_key, x.shape[0], k)
-    sets = assign.training_sets(owner, None, 0, k)
-    return MixtureState(
+    owner, sets = programs.strategy.initial_sets(split_key, x.shape[0], k,
+                                                 config.balance.min_points,
+                                                 config.bagging.bootstrap)
+    state = MixtureState(
         round=jnp.zeros((), jnp.int32),
         gen=stacking.init(programs.gen_model, programs.gen_optimizer,
                           jax.random.split(gen_key, k), example),
         disc=stacking.init(programs.disc_model, programs.disc_optimizer,
                            jax.random.split(disc_key, k), example),
         owner=owner, alpha=programs.strategy.alpha(sets.count), sets=sets, rng=rng)
+    return jax.device_put(state, sharding.replicated(programs.mesh))
 
 
 def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args):
@@ -138,18 +154,24 @@ def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.nda
     return gen, [int(j) for j in np.flatnonzero(broken)]
 
 
-def score_dataset(programs: Programs, stack, x: jax.Array, batch_size: int) -> jax.Array:
-    """The assignment pass's scores `[N, K]`, streamed in fixed-size batches."""
+def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
+    """The assignment pass's scores `[N, K]`, streamed in fixed-size batches.
+
+    `x` may live on the host (numpy) or on the devices; each batch is split
+    over the devices and padded to one compiled shape.
+    """
     n = x.shape[0]
-    batch_size = min(batch_size, n)
+    devices = programs.mesh.devices.size
+    batch_size = -(-min(batch_size, n) // devices) * devices
+    points = sharding.points_sharding(programs.mesh)
     parts = []
     for begin in range(0, n, batch_size):
-        batch = x[begin:begin + batch_size]
+        batch = np.asarray(x[begin:begin + batch_size])
         valid = batch.shape[0]
-        if valid < batch_size:  # Pad so every call has the one compiled shape.
-            batch = jnp.concatenate([batch, jnp.zeros((batch_size - valid,) + batch.shape[1:],
-                                                      batch.dtype)])
-        parts.append(programs.score(stack, batch)[:valid])
+        if valid < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - valid,) + batch.shape[1:],
+                                                    batch.dtype)])
+        parts.append(programs.score(stack, jax.device_put(batch, points))[:valid])
     return jnp.concatenate(parts)
 
 
@@ -202,13 +224,17 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         tick = time.perf_counter()
         scores = score_dataset(programs, gen if programs.exact else disc, x,
                                config.assign.batch_size)
-        result = _assign(scores, config.balance.min_points, not programs.exact)
-        owner, alpha, sets = result.owner, result.alpha, result.sets
+        result, sets = programs.assigner(scores)
+        owner, alpha = result.owner, result.alpha
         jax.block_until_ready(owner)
         record["seconds_assign"] = time.perf_counter() - tick
 
-    state = state.replace(round=jnp.int32(r + 1), gen=gen, disc=disc, owner=owner,
-                          alpha=alpha, sets=sets)
+    # One placement for the whole state, so every round calls the steps with
+    # the same input shardings (no recompilation).
+    state = jax.device_put(
+        state.replace(round=jnp.int32(r + 1), gen=gen, disc=disc, owner=owner, alpha=alpha,
+                      sets=sets),
+        sharding.replicated(programs.mesh))
     record["counts"] = [int(c) for c in np.asarray(sets.count)]
     record["alphas"] = [float(a) for a in np.asarray(alpha)]
     record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(sets.balanced))]
@@ -216,7 +242,31 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     return state, record
 
 
-_assign = jax.jit(assign.assign, static_argnums=(1, 2))
+# Mixture samples drawn per compiled call (every component draws this many).
+SAMPLE_BLOCK = 4096
+# Images per component in the sample grids.
+GRID_COLUMNS = 10
+
+
+def draw_samples(model, gen, alpha, key: jax.Array, num_samples: int,
+                 block: int = SAMPLE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """`num_samples` mixture samples in fixed-size blocks (one compiled shape).
+
+    Returns `x` `[n, *data_shape]` float32 and `component` `[n]` int32.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    k = alpha.shape[0]
+    # Every component draws a whole block per call: keep that under ~256 MB.
+    values_per_sample = int(np.prod(jax.eval_shape(
+        lambda: steps.sample_mixture(model, gen, alpha, key, 1))[0].shape))
+    block = max(1, min(block, num_samples, 2**26 // (k * values_per_sample)))
+    xs, components = [], []
+    for i in range(-(-num_samples // block)):
+        x, component = steps.sample_mixture(model, gen, alpha, jax.random.fold_in(key, i), block)
+        xs.append(np.asarray(x, np.float32))
+        components.append(np.asarray(component, np.int32))
+    return np.concatenate(xs)[:num_samples], np.concatenate(components)[:num_samples]
 
 
 class Workdir:
@@ -225,7 +275,6 @@ class Workdir:
     def __init__(self, path: str):
         self.path = path
         self.figures = os.path.join(path, "figures")
-        os.makedirs(self.figures, exist_ok=True)
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -259,6 +308,42 @@ class Workdir:
                       "".join(json.dumps(r) + "\n" for r in records))
 
 
+class RunNotFoundError(FileNotFoundError):
+    """A workdir with no finished round."""
+
+
+def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, MixtureState]:
+    """The config, programs and newest state of a run, for tools that read a workdir.
+
+    Reads only; raises RunNotFoundError when no round has finished there.
+    """
+    work = Workdir(workdir)
+    needed = ["config.json", "heldout.npz", "assignments.npz", "checkpoints"]
+    missing = [name for name in needed if not os.path.exists(work.file(name))]
+    if missing:
+        raise RunNotFoundError(
+            f"{workdir} holds no finished round (missing {', '.join(missing)}); train first with "
+            f"python -m competitive_mixtures.main --config=... --workdir={workdir}")
+    with open(work.file("config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    with np.load(work.file("heldout.npz")) as heldout:
+        x_spec = jax.ShapeDtypeStruct((0,) + heldout["x"].shape[1:], jnp.float32)
+    with np.load(work.file("assignments.npz")) as assignments:
+        x_spec = jax.ShapeDtypeStruct((len(assignments["assignment"]),) + x_spec.shape[1:],
+                                      x_spec.dtype)
+    programs = make_programs(config, x_spec.shape[1:])
+    abstract_state = checkpointing.abstract(
+        jax.eval_shape(lambda x: init_state(config, programs, x), x_spec),
+        sharding.replicated(programs.mesh))
+    checkpointer = checkpointing.Checkpointer(work.file("checkpoints"),
+                                              config.checkpoint.max_to_keep)
+    state = checkpointer.restore_latest(abstract_state)
+    checkpointer.close()
+    if state is None:
+        raise RunNotFoundError(f"{workdir}/checkpoints holds no checkpoint; train first")
+    return config, programs, state
+
+
 def _write_atomic(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -273,24 +358,36 @@ def _save_npz_atomic(path: str, **arrays) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       allow_config_change: bool = False) -> dict:
-    """Trains (or resumes) the run in `workdir`; returns the final summary."""
+                       allow_config_change: bool = False, mesh=None) -> dict:
+    """Trains (or resumes) the run in `workdir`; returns the final summary.
+
+    `mesh` defaults to all devices of all hosts (`sharding.make_mesh()`).
+    """
     config_lib.validate(config)
     dataset = data_lib.load(config)
     config_lib.validate(config, dataset.num_points)
     work = Workdir(workdir)
+    os.makedirs(work.figures, exist_ok=True)
     work.check_config(config, allow_config_change)
-    _save_npz_atomic(work.file("heldout.npz"), x=dataset.heldout_x.astype(np.float32),
-                     label=dataset.heldout_label.astype(np.int32))
+    modes = {} if dataset.centres is None else {
+        "centres": dataset.centres.astype(np.float32), "mode_std": np.float32(dataset.mode_std)}
+    heldout_x = dataset.heldout_x
+    if heldout_x.dtype != np.uint8:
+        heldout_x = heldout_x.astype(np.float32)
+    _save_npz_atomic(work.file("heldout.npz"), x=heldout_x,
+                     label=dataset.heldout_label.astype(np.int32), **modes)
     logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
                  dataset.num_points, dataset.data_shape, len(dataset.heldout_x))
 
     programs = make_programs(config, dataset.data_shape)
-    x = jnp.asarray(dataset.x, jnp.float32)
+    # Images stay uint8 on the device (the models scale them); vectors are float32.
+    x = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
+    x = jax.device_put(x, sharding.replicated(programs.mesh))
     state = init_state(config, programs, x)
     checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                               config.checkpoint.max_to_keep)
-    restored = checkpointer.restore_latest(checkpointing.abstract(state))
+    restored = checkpointer.restore_latest(
+        checkpointing.abstract(state, sharding.replicated(programs.mesh)))
     if restored is not None:
         state = restored
         logging.info("resumed from the checkpoint after round %d", int(state.round) - 1)
@@ -323,12 +420,11 @@ def _finish(config, programs: Programs, state: MixtureState, dataset, work: Work
             records: list[dict]) -> dict:
     """End-of-run evaluation: KDE log-likelihood, clustering, figures; writes summary.json."""
     key = jax.random.fold_in(state.rng, _EVAL_STREAM)
-    samples, component = steps.sample_mixture(programs.gen_model, state.gen, state.alpha, key,
-                                              config.eval.num_samples)
-    samples, component = np.asarray(samples), np.asarray(component)
+    samples, component = draw_samples(programs.gen_model, state.gen, state.alpha, key,
+                                      config.eval.num_samples)
     summary: dict[str, Any] = {"rounds": int(state.round), "counts": records[-1]["counts"],
                                "alphas": records[-1]["alphas"]}
-    summary["kde"] = kde.kde_log_likelihood(samples, dataset.heldout_x)
+    summary["kde"] = kde.kde_log_likelihood(samples, data_lib.to_data_space(dataset.heldout_x))
     logging.info("KDE log-likelihood of %d held-out points under %d mixture samples: %.4f "
                  "(bandwidth %.4g chosen on held-out samples)", len(dataset.heldout_x),
                  len(samples), summary["kde"]["log_likelihood"], summary["kde"]["bandwidth"])
@@ -336,12 +432,24 @@ def _finish(config, programs: Programs, state: MixtureState, dataset, work: Work
         summary["clustering"] = clustering.clustering_scores(
             np.asarray(state.owner), dataset.label, config.num_components)
         logging.info("clustering against true modes: %s", summary["clustering"])
+    owner = np.asarray(state.owner)
     if len(dataset.data_shape) == 1 and dataset.data_shape[0] == 2:
         plots.owners_and_samples(os.path.join(work.figures, "owners_and_samples.png"),
-                                 dataset.x, np.asarray(state.owner), samples, component,
-                                 np.asarray(state.alpha),
+                                 dataset.x, owner, samples, component, np.asarray(state.alpha),
                                  title=f"{config.strategy}, K={config.num_components}, "
                                        f"after round {int(state.round) - 1}")
+    if len(dataset.data_shape) == 3:
+        per_component = np.asarray(stacking.sample(
+            programs.gen_model, state.gen, jax.random.split(key, config.num_components),
+            GRID_COLUMNS))
+        plots.component_grids(os.path.join(work.figures, "components.png"), per_component,
+                              [dataset.x[owner == j][:GRID_COLUMNS]
+                               for j in range(config.num_components)],
+                              np.asarray(state.alpha))
+    if dataset.num_classes:
+        plots.class_heatmap(os.path.join(work.figures, "classes.png"),
+                            clustering.contingency(owner, dataset.label, config.num_components,
+                                                   dataset.num_classes))
     plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
                              [r["round"] for r in records], [r["counts"] for r in records])
     _write_atomic(work.file("summary.json"), json.dumps(summary, indent=2))

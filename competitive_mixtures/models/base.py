@@ -5,9 +5,13 @@ exposes `init`, `loss`, `sample` (and, for models with an exact density,
 `log_likelihood`) for a single component. `stacking.py` vmaps these over K.
 
 A module used here implements:
-  `__call__(x, train)`  -> scalar loss on a batch `[B, *data_shape]` (rng 'noise');
+  `__call__(x, noise, train)` -> scalar loss on a batch `[B, *data_shape]`, where
+                           `noise` `[B, *loss_noise_shape()]` is standard normal;
+  `loss_noise_shape()`  -> the per-example noise shape of the loss;
   `sample(n)`           -> `[n, *data_shape]` (rng 'noise');
   optionally `log_likelihood(x)` -> `[B]` exact log-density.
+The loss takes its noise as an input, drawn per example by the step, so that a
+batch split over devices sees exactly the noise it would see on one device.
 Non-parameter collections (e.g. batch statistics) are the component's
 `model_state` and are updated by `loss`.
 """
@@ -19,6 +23,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 PyTree = Any
 
@@ -29,19 +34,38 @@ class LinenModel:
 
     module: nn.Module
 
+    @property
+    def is_generator(self) -> bool:
+        return hasattr(self.module, "loss_noise_shape")
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """Per-example shape of the standard normal noise the loss takes."""
+        return tuple(self.module.loss_noise_shape())
+
     def init(self, key: jax.Array, x: jax.Array) -> tuple[PyTree, PyTree]:
-        """Returns (params, model_state) for one component; `x` is `[B, *data_shape]`."""
+        """Returns (params, model_state) for one network; `x` is `[B, *data_shape]`.
+
+        Generators are initialised through their loss, other networks (the
+        discriminators, `module(x, train)`) through their forward pass.
+        """
         param_key, noise_key = jax.random.split(key)
-        variables = dict(self.module.init({"params": param_key, "noise": noise_key}, x,
+        inputs = (x,)
+        if self.is_generator:
+            inputs += (jnp.zeros((x.shape[0],) + self.noise_shape, jnp.float32),)
+        variables = dict(self.module.init({"params": param_key, "noise": noise_key}, *inputs,
                                           train=False))
         params = variables.pop("params")
         return params, variables
 
     def loss(self, params: PyTree, model_state: PyTree, x: jax.Array,
-             key: jax.Array) -> tuple[jax.Array, PyTree]:
-        """Training loss on `x` `[B, *data_shape]`; returns (scalar, new model_state)."""
-        loss, mutated = self.module.apply({"params": params, **model_state}, x, train=True,
-                                          rngs={"noise": key}, mutable=list(model_state))
+             noise: jax.Array) -> tuple[jax.Array, PyTree]:
+        """Training loss on `x` `[B, *data_shape]` with `noise` `[B, *noise_shape]`.
+
+        Returns (scalar, new model_state).
+        """
+        loss, mutated = self.module.apply({"params": params, **model_state}, x, noise,
+                                          train=True, mutable=list(model_state))
         return loss, {**model_state, **mutated}
 
     def sample(self, params: PyTree, model_state: PyTree, key: jax.Array, n: int) -> jax.Array:
@@ -59,7 +83,7 @@ class LinenModel:
                                  method="log_likelihood")
 
     def apply(self, params: PyTree, model_state: PyTree, x: jax.Array) -> jax.Array:
-        """Forward pass in evaluation mode (discriminators: logits `[B]`)."""
+        """Forward pass of a network without noise (discriminators: logits `[B]`)."""
         return self.module.apply({"params": params, **model_state}, x, train=False)
 
 

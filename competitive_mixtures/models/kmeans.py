@@ -19,21 +19,23 @@ class Centroid(nn.Module):
 
     data_dim: int
 
-    def _mu(self, x: jax.Array | None = None) -> jax.Array:
-        # Start at a random point of the example batch, as k-means++-free Lloyd does.
-        def init(key):
-            return x[jax.random.randint(key, (), 0, x.shape[0])]
-        return self.param("mu", init)
+    def setup(self):
+        # The first M-step moves every centroid to the mean of its points.
+        self.mu = self.param("mu", nn.initializers.zeros, (self.data_dim,))
 
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-        return 0.5 * jnp.mean(jnp.sum((x - self._mu(x)) ** 2, axis=-1))
+    def loss_noise_shape(self) -> tuple[int, ...]:
+        return ()
+
+    def __call__(self, x: jax.Array, noise: jax.Array, train: bool = True) -> jax.Array:
+        del noise  # The loss is deterministic.
+        return 0.5 * jnp.mean(jnp.sum((x - self.mu) ** 2, axis=-1))
 
     def log_likelihood(self, x: jax.Array) -> jax.Array:
-        sq = jnp.sum((x - self._mu()) ** 2, axis=-1)
+        sq = jnp.sum((x - self.mu) ** 2, axis=-1)
         return -0.5 * sq - 0.5 * self.data_dim * math.log(2 * math.pi)
 
     def sample(self, n: int) -> jax.Array:
-        mu = self._mu()
+        mu = self.mu
         return mu + jax.random.normal(self.make_rng("noise"), (n, self.data_dim))
 
 

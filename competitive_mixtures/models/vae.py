@@ -46,10 +46,12 @@ class MLPVAE(nn.Module):
         mean, log_var = jnp.split(self.decoder(z), 2, axis=-1)
         return mean, jnp.clip(log_var, LOG_VAR_MIN, LOG_VAR_MAX)
 
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    def loss_noise_shape(self) -> tuple[int, ...]:
+        return (self.latent,)
+
+    def __call__(self, x: jax.Array, noise: jax.Array, train: bool = True) -> jax.Array:
         z_mean, z_log_var = jnp.split(self.encoder(x), 2, axis=-1)
-        eps = jax.random.normal(self.make_rng("noise"), z_mean.shape)
-        z = z_mean + jnp.exp(0.5 * z_log_var) * eps
+        z = z_mean + jnp.exp(0.5 * z_log_var) * noise
         x_mean, x_log_var = self.decode(z)
         return jnp.mean(gaussian_nll(x, x_mean, x_log_var) + gaussian_kl(z_mean, z_log_var))
 

@@ -1,0 +1,1 @@
+"""Experiments that run several configurations and collect their results."""

@@ -1,0 +1,106 @@
+"""Bad configs fail before training, naming the field and what it allows."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from competitive_mixtures import config as config_lib
+from competitive_mixtures import train
+from conftest import REPO, load_config
+
+
+def _tiny():
+    c = load_config("synthetic", "tiny")
+    c.data.num_points = 2000
+    return c
+
+
+def _unknown_field(c):
+    c.model.unlock()
+    c.model.unknown = 1
+
+
+def _set(field, value):
+    def edit(c):
+        *path, last = field.split(".")
+        node = c
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return edit
+
+
+def _single_with_three(c):
+    c.strategy = "single"
+    c.num_components = 3
+
+
+# (edit, words the message must contain)
+BAD = {
+    "unknown_field": (_unknown_field, ["config.model.unknown", "base_config"]),
+    "num_components_0": (_set("num_components", 0), ["num_components", "0", ">= 1"]),
+    "batch_size_too_big": (_set("batch_size", 4096),
+                           ["batch_size", "4096", "at most", "2000"]),
+    "min_points_above_n_over_k": (_set("balance.min_points", 700),
+                                  ["balance.min_points", "700", "2000/3 = 666"]),
+    "unknown_family": (_set("model.family", "flow"),
+                       ["model.family", "'flow'", "'vae'", "'kmeans'"]),
+    "unknown_data": (_set("data.name", "moons"),
+                     ["data.name", "'moons'", "'gaussians'", "'ring'", "'grid'"]),
+    "unknown_strategy": (_set("strategy", "boosting"),
+                         ["strategy", "'boosting'", "'competitive'", "'bagging'", "'single'"]),
+    "single_with_k3": (_single_with_three, ["num_components", "3", "strategy='single'"]),
+    "gaussian_modes_4": (_set("data.modes", 4), ["data.modes", "4", "(3, 5, 9)"]),
+}
+
+
+def test_tiny_config_is_valid():
+    """The baseline the bad configs are edited from passes validation."""
+    c = _tiny()
+    config_lib.validate(c)
+    config_lib.validate(c, 2000)
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_config_fails_before_training(name, tmp_path):
+    """train_and_evaluate raises ConfigError naming the field; no run files are written."""
+    edit, words = BAD[name]
+    c = _tiny()
+    edit(c)
+    workdir = tmp_path / "run"
+    with pytest.raises(config_lib.ConfigError) as info:
+        train.train_and_evaluate(c, str(workdir))
+    message = str(info.value)
+    for word in words:
+        assert word in message, (word, message)
+    assert not (workdir / "checkpoints").exists()
+    assert not (workdir / "metrics.jsonl").exists()
+
+
+def _main(tmp_path, *flags):
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    return subprocess.run(
+        [sys.executable, "-m", "competitive_mixtures.main",
+         "--config=configs/synthetic.py:tiny", f"--workdir={tmp_path / 'run'}", *flags],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_command_line_bad_value_one_line_error(tmp_path):
+    """--config.num_components=0 exits non-zero with one 'error: ...' line naming the field."""
+    result = _main(tmp_path, "--config.num_components=0")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    assert "num_components" in lines[0] and ">= 1" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_command_line_unknown_override_fails(tmp_path):
+    """An override of a field the config does not have is refused."""
+    result = _main(tmp_path, "--config.nonexistent=1")
+    assert result.returncode != 0
+    assert "nonexistent" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -1,0 +1,61 @@
+"""One device vs eight simulated CPU devices: same steps, same assignment pass.
+
+The comparisons run in a subprocess (tests/multidevice_check.py) because the
+device count is fixed when JAX starts.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+# Relative tolerance for float results: summation order differs across devices.
+RTOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def report():
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    done = subprocess.run([sys.executable, str(HERE / "multidevice_check.py")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_eight_devices_are_used(report):
+    assert report["devices"] == 8
+
+
+def test_gradient_is_the_global_mean(report):
+    """One SGD step (params move by -grad) equals the one-device step: no factor of 8."""
+    assert report["sgd_step_params"] < RTOL
+    assert report["sgd_step_loss"] < RTOL
+
+
+def test_m_step_and_discriminator_step_match(report):
+    assert report["m_step_params"] < RTOL
+    assert report["m_step_loss"] < RTOL
+    assert report["disc_params"] < RTOL
+    assert report["scores"] < RTOL
+
+
+@pytest.mark.parametrize("mesh", ["one", "eight"])
+def test_sharded_assignment_pass_is_identical(report, mesh):
+    for what in ("owner", "count", "best", "alpha", "order"):
+        assert report[f"assign_{mesh}_{what}_equal"], what
+
+
+def test_load_balancing_across_shards(report):
+    assert report["balanced_component"] == [False, False, True]
+    assert report["balanced_best_equal"]
+    assert report["balanced_equal"]
+
+
+@pytest.mark.parametrize("family", ["kmeans", "vae"])
+def test_end_to_end_same_final_assignment(report, family):
+    assert report[f"e2e_{family}_agreement"] == 1.0
