@@ -10,7 +10,10 @@ the same program on its slice, gradients are averaged explicitly with
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "data"
@@ -42,3 +45,32 @@ def check_divisible(size: int, mesh: Mesh, field: str) -> None:
     if size % n:
         raise ValueError(f"config.{field}={size} must be divisible by the number of devices "
                          f"({n}); choose a multiple of {n}")
+
+
+def put(host: np.ndarray, target: NamedSharding) -> jax.Array:
+    """A global array from a host array that every process holds in full.
+
+    Each process places only the slices its own devices hold, so this works
+    for meshes that span several hosts (plain `device_put` does not).
+    """
+    host = np.asarray(host)
+    return jax.make_array_from_callback(host.shape, target, lambda index: host[index])
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Every leaf of `tree` as an array replicated over `mesh`.
+
+    Leaves may be host values, process-local arrays (equal on every process)
+    or global arrays of any sharding.
+    """
+    target = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, target)
+    reshard = jax.jit(lambda leaf: leaf, out_shardings=target)
+
+    def one(leaf):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return reshard(leaf)
+        return put(np.asarray(leaf), target)
+
+    return jax.tree.map(one, tree)

@@ -115,7 +115,7 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
         disc=stacking.init(programs.disc_model, programs.disc_optimizer,
                            jax.random.split(disc_key, k), example),
         owner=owner, alpha=programs.strategy.alpha(sets.count), sets=sets, rng=rng)
-    return jax.device_put(state, sharding.replicated(programs.mesh))
+    return sharding.replicate(state, programs.mesh)
 
 
 def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args):
@@ -171,7 +171,7 @@ def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
         if valid < batch_size:
             batch = np.concatenate([batch, np.zeros((batch_size - valid,) + batch.shape[1:],
                                                     batch.dtype)])
-        parts.append(programs.score(stack, jax.device_put(batch, points))[:valid])
+        parts.append(programs.score(stack, sharding.put(batch, points))[:valid])
     return jnp.concatenate(parts)
 
 
@@ -231,10 +231,10 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
 
     # One placement for the whole state, so every round calls the steps with
     # the same input shardings (no recompilation).
-    state = jax.device_put(
+    state = sharding.replicate(
         state.replace(round=jnp.int32(r + 1), gen=gen, disc=disc, owner=owner, alpha=alpha,
                       sets=sets),
-        sharding.replicated(programs.mesh))
+        programs.mesh)
     record["counts"] = [int(c) for c in np.asarray(sets.count)]
     record["alphas"] = [float(a) for a in np.asarray(alpha)]
     record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(sets.balanced))]
@@ -272,9 +272,19 @@ def draw_samples(model, gen, alpha, key: jax.Array, num_samples: int,
 class Workdir:
     """The files of DESIGN section 4 inside one run directory."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, lead: bool = True):
+        """`lead`: this process writes files (process 0 of a multi-process run)."""
         self.path = path
         self.figures = os.path.join(path, "figures")
+        self.lead = lead
+
+    def write_text(self, name: str, text: str) -> None:
+        if self.lead:
+            _write_atomic(self.file(name), text)
+
+    def save_npz(self, name: str, **arrays) -> None:
+        if self.lead:
+            _save_npz_atomic(self.file(name), **arrays)
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -292,7 +302,7 @@ class Workdir:
                     f"{self.path} holds a run with another config ({'; '.join(changed)}). "
                     "Use a new --workdir, or pass --allow_config_change to resume with the "
                     "new config.")
-        _write_atomic(path, json.dumps(new, indent=2, sort_keys=True))
+        self.write_text("config.json", json.dumps(new, indent=2, sort_keys=True))
 
     def read_metrics(self, before_round: int) -> list[dict]:
         """Records of rounds < `before_round`; later ones belong to a lost future."""
@@ -304,8 +314,7 @@ class Workdir:
         return [r for r in records if r["round"] < before_round]
 
     def write_metrics(self, records: list[dict]) -> None:
-        _write_atomic(self.file("metrics.jsonl"),
-                      "".join(json.dumps(r) + "\n" for r in records))
+        self.write_text("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -366,7 +375,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     config_lib.validate(config)
     dataset = data_lib.load(config)
     config_lib.validate(config, dataset.num_points)
-    work = Workdir(workdir)
+    work = Workdir(workdir, lead=jax.process_index() == 0)
     os.makedirs(work.figures, exist_ok=True)
     work.check_config(config, allow_config_change)
     modes = {} if dataset.centres is None else {
@@ -374,15 +383,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     heldout_x = dataset.heldout_x
     if heldout_x.dtype != np.uint8:
         heldout_x = heldout_x.astype(np.float32)
-    _save_npz_atomic(work.file("heldout.npz"), x=heldout_x,
+    work.save_npz("heldout.npz", x=heldout_x,
                      label=dataset.heldout_label.astype(np.int32), **modes)
     logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
                  dataset.num_points, dataset.data_shape, len(dataset.heldout_x))
 
-    programs = make_programs(config, dataset.data_shape)
+    programs = make_programs(config, dataset.data_shape, mesh)
     # Images stay uint8 on the device (the models scale them); vectors are float32.
     x = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
-    x = jax.device_put(x, sharding.replicated(programs.mesh))
+    x = sharding.put(x, sharding.replicated(programs.mesh))
     state = init_state(config, programs, x)
     checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                               config.checkpoint.max_to_keep)
@@ -402,9 +411,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         checkpointer.save(int(state.round), state)
         records.append(record)
         work.write_metrics(records)
-        _save_npz_atomic(work.file("assignments.npz"),
-                         assignment=np.asarray(state.owner, np.int32),
-                         label=dataset.label.astype(np.int32))
+        work.save_npz("assignments.npz", assignment=np.asarray(state.owner, np.int32),
+                      label=dataset.label.astype(np.int32))
         logging.info("round %d (%.1fs): counts %s alphas %s gen loss %s%s", record["round"],
                      record["seconds"], record["counts"],
                      np.round(record["alphas"], 3).tolist(),
@@ -432,16 +440,27 @@ def _finish(config, programs: Programs, state: MixtureState, dataset, work: Work
         summary["clustering"] = clustering.clustering_scores(
             np.asarray(state.owner), dataset.label, config.num_components)
         logging.info("clustering against true modes: %s", summary["clustering"])
-    owner = np.asarray(state.owner)
-    if len(dataset.data_shape) == 1 and dataset.data_shape[0] == 2:
-        plots.owners_and_samples(os.path.join(work.figures, "owners_and_samples.png"),
-                                 dataset.x, owner, samples, component, np.asarray(state.alpha),
-                                 title=f"{config.strategy}, K={config.num_components}, "
-                                       f"after round {int(state.round) - 1}")
+    per_component = None
     if len(dataset.data_shape) == 3:
         per_component = np.asarray(stacking.sample(
             programs.gen_model, state.gen, jax.random.split(key, config.num_components),
             GRID_COLUMNS))
+    if work.lead:
+        _figures(config, state, dataset, work, records, samples, component, per_component)
+        work.write_text("summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def _figures(config, state: MixtureState, dataset, work: Workdir, records: list[dict],
+             samples: np.ndarray, component: np.ndarray, per_component) -> None:
+    """The PNG figures of a finished run (written by the lead process)."""
+    owner = np.asarray(state.owner)
+    if dataset.data_shape == (2,):
+        plots.owners_and_samples(os.path.join(work.figures, "owners_and_samples.png"),
+                                 dataset.x, owner, samples, component, np.asarray(state.alpha),
+                                 title=f"{config.strategy}, K={config.num_components}, "
+                                       f"after round {int(state.round) - 1}")
+    if per_component is not None:
         plots.component_grids(os.path.join(work.figures, "components.png"), per_component,
                               [dataset.x[owner == j][:GRID_COLUMNS]
                                for j in range(config.num_components)],
@@ -452,5 +471,3 @@ def _finish(config, programs: Programs, state: MixtureState, dataset, work: Work
                                                    dataset.num_classes))
     plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
                              [r["round"] for r in records], [r["counts"] for r in records])
-    _write_atomic(work.file("summary.json"), json.dumps(summary, indent=2))
-    return summary
