@@ -23,6 +23,7 @@ import sys
 
 from absl import app
 from absl import flags
+from etils import epath
 import jax
 import numpy as np
 
@@ -44,9 +45,9 @@ def evaluate(workdir: str, num_samples: int = 10000, seed: int = 0) -> dict:
     config, programs, state = train.restore_run(workdir)
     samples, _ = train.draw_samples(programs.gen_model, state.gen, state.alpha,
                                     jax.random.PRNGKey(seed), num_samples)
-    with np.load(os.path.join(workdir, "heldout.npz")) as f:
+    with epath.Path(workdir, "heldout.npz").open("rb") as g, np.load(g) as f:
         heldout = {name: f[name] for name in f.files}
-    with np.load(os.path.join(workdir, "assignments.npz")) as f:
+    with epath.Path(workdir, "assignments.npz").open("rb") as g, np.load(g) as f:
         owner, label = f["assignment"], f["label"]
     alpha = np.asarray(state.alpha)
     result = {
@@ -65,8 +66,7 @@ def evaluate(workdir: str, num_samples: int = 10000, seed: int = 0) -> dict:
         result["modes"] = found
     if np.any(label >= 0):
         result["clustering"] = clustering.clustering_scores(owner, label, config.num_components)
-    with open(os.path.join(workdir, "eval.json"), "w") as f:
-        json.dump(_jsonable(result), f, indent=2)
+    epath.Path(workdir, "eval.json").write_text(json.dumps(_jsonable(result), indent=2))
     return result
 
 

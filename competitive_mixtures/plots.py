@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
+from etils import epath
 import matplotlib
 
 matplotlib.use("Agg")
@@ -64,10 +63,12 @@ def counts_over_rounds(path: str, rounds: list[int], counts: list[list[int]]) ->
 
 
 def _save(fig, path: str) -> str:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
+    path = epath.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return str(path)
 
 
 def sample_panels(path: str, data: np.ndarray, panels: list, title: str = "") -> str:

@@ -36,7 +36,8 @@ class Strategy:
             jnp.arange(num_points, dtype=jnp.int32) % num_components)
 
     def initial_sets(self, key: jax.Array, num_points: int, num_components: int,
-                     min_points: int, bootstrap: bool = False) -> tuple[jax.Array, assign.TrainingSets]:
+                     min_points: int,
+                     bootstrap: bool = False) -> tuple[jax.Array, assign.TrainingSets]:
         """Owners `[N]` and training sets before the first round.
 
         With `bootstrap` (bagging only) every component trains on its own draw of

@@ -19,13 +19,13 @@ import time
 from typing import Any
 
 from absl import logging
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
-from competitive_mixtures import assign
 from competitive_mixtures import checkpointing
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
@@ -103,7 +103,8 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
     """Fresh state: K random components and the random pre-training split."""
     k = config.num_components
     rng = jax.random.PRNGKey(config.seed)
-    gen_key, disc_key, split_key, example_key = jax.random.split(jax.random.fold_in(rng, _INIT_STREAM), 4)
+    gen_key, disc_key, split_key, example_key = jax.random.split(
+        jax.random.fold_in(rng, _INIT_STREAM), 4)
     example = _example_batch(x, example_key)
     owner, sets = programs.strategy.initial_sets(split_key, x.shape[0], k,
                                                  config.balance.min_points,
@@ -275,7 +276,7 @@ class Workdir:
     def __init__(self, path: str, lead: bool = True):
         """`lead`: this process writes files (process 0 of a multi-process run)."""
         self.path = path
-        self.figures = os.path.join(path, "figures")
+        self.figures = str(epath.Path(path) / "figures")
         self.lead = lead
 
     def write_text(self, name: str, text: str) -> None:
@@ -287,14 +288,14 @@ class Workdir:
             _save_npz_atomic(self.file(name), **arrays)
 
     def file(self, name: str) -> str:
-        return os.path.join(self.path, name)
+        return str(epath.Path(self.path) / name)
 
     def check_config(self, config: ml_collections.ConfigDict, allow_change: bool) -> None:
         """Refuses a workdir made with another config unless `allow_change`."""
         path = self.file("config.json")
         new = json.loads(config.to_json())
-        if os.path.exists(path):
-            with open(path) as f:
+        if epath.Path(path).exists():
+            with epath.Path(path).open() as f:
                 old = json.load(f)
             changed = config_lib.diff(old, new)
             if changed and not allow_change:
@@ -307,9 +308,9 @@ class Workdir:
     def read_metrics(self, before_round: int) -> list[dict]:
         """Records of rounds < `before_round`; later ones belong to a lost future."""
         path = self.file("metrics.jsonl")
-        if not os.path.exists(path):
+        if not epath.Path(path).exists():
             return []
-        with open(path) as f:
+        with epath.Path(path).open() as f:
             records = [json.loads(line) for line in f if line.strip()]
         return [r for r in records if r["round"] < before_round]
 
@@ -328,16 +329,16 @@ def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, Mixt
     """
     work = Workdir(workdir)
     needed = ["config.json", "heldout.npz", "assignments.npz", "checkpoints"]
-    missing = [name for name in needed if not os.path.exists(work.file(name))]
+    missing = [name for name in needed if not epath.Path(work.file(name)).exists()]
     if missing:
         raise RunNotFoundError(
             f"{workdir} holds no finished round (missing {', '.join(missing)}); train first with "
             f"python -m competitive_mixtures.main --config=... --workdir={workdir}")
-    with open(work.file("config.json")) as f:
+    with epath.Path(work.file("config.json")).open() as f:
         config = ml_collections.ConfigDict(json.load(f))
-    with np.load(work.file("heldout.npz")) as heldout:
+    with epath.Path(work.file("heldout.npz")).open("rb") as f, np.load(f) as heldout:
         x_spec = jax.ShapeDtypeStruct((0,) + heldout["x"].shape[1:], jnp.float32)
-    with np.load(work.file("assignments.npz")) as assignments:
+    with epath.Path(work.file("assignments.npz")).open("rb") as f, np.load(f) as assignments:
         x_spec = jax.ShapeDtypeStruct((len(assignments["assignment"]),) + x_spec.shape[1:],
                                       x_spec.dtype)
     programs = make_programs(config, x_spec.shape[1:])
@@ -354,16 +355,17 @@ def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, Mixt
 
 
 def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Writes through a temporary file, so a reader never sees half a file."""
+    tmp = epath.Path(path + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _save_npz_atomic(path: str, **arrays) -> None:
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    tmp = epath.Path(path + ".tmp.npz")
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)
+    tmp.replace(path)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -376,7 +378,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     dataset = data_lib.load(config)
     config_lib.validate(config, dataset.num_points)
     work = Workdir(workdir, lead=jax.process_index() == 0)
-    os.makedirs(work.figures, exist_ok=True)
+    if work.lead:
+        epath.Path(work.figures).mkdir(parents=True, exist_ok=True)
     work.check_config(config, allow_config_change)
     modes = {} if dataset.centres is None else {
         "centres": dataset.centres.astype(np.float32), "mode_std": np.float32(dataset.mode_std)}
@@ -393,7 +396,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     x = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
     x = sharding.put(x, sharding.replicated(programs.mesh))
     state = init_state(config, programs, x)
-    checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+    checkpointer = checkpointing.Checkpointer(work.file("checkpoints"),
                                               config.checkpoint.max_to_keep)
     restored = checkpointer.restore_latest(
         checkpointing.abstract(state, sharding.replicated(programs.mesh)))

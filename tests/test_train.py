@@ -14,13 +14,6 @@ from competitive_mixtures import checkpointing, config as config_lib, data as da
 from competitive_mixtures import sharding, train
 from conftest import load_config
 
-DAMAGED_SAVE_BUG = (
-    "checkpointing.Checkpointer: restore_latest skips a damaged newest step but leaves it in "
-    "place, and orbax CheckpointManager.save then silently skips saving that step number "
-    "again (step <= latest step); the retrained round is never checkpointed, so every later "
-    "call falls back and retrains it (metrics.jsonl rewritten each time).")
-
-
 def _tiny(**overrides):
     c = load_config("synthetic", "tiny")
     for key, value in overrides.items():
@@ -171,7 +164,6 @@ def test_damaged_newest_checkpoint_falls_back(finished, tmp_path, how):
     np.testing.assert_array_equal(_assignment(workdir), _assignment(full))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=DAMAGED_SAVE_BUG)
 def test_rerun_after_damaged_checkpoint_replaces_it(finished, tmp_path):
     """After falling back past a damaged step, the retrained round is checkpointed again."""
     full, _ = finished

@@ -1,6 +1,7 @@
 """The paper's Table 1: competitive VAEs vs a bag of VAEs vs one larger VAE.
 
-python -m competitive_mixtures.experiments.table1 --workdir=runs/table1 [--seeds=3] [--preset=quick|paper|tiny]
+python -m competitive_mixtures.experiments.table1 --workdir=runs/table1 [--seeds=3]
+    [--preset=quick|paper|tiny]
 
 Runs competitive (K = modes), bagging (same K and VAE) and single-150 (one
 VAE with 150 units per hidden layer) on the 3, 5 and 9-mode sets for every
