@@ -177,7 +177,7 @@ def sample_training_points(sets: TrainingSets, key: jax.Array, batch_size: int) 
 
     Sampling with replacement lets components of any size, even smaller than a
     batch, draw a full batch in the same compiled step. A component with an
-    empty set gets index 0; the M-step masks its update.
+    empty set gets arbitrary valid indices; the M-step masks its update.
 
     Returns:
       `[K, B]` int32 point indices.

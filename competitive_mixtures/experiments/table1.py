@@ -29,9 +29,9 @@ from absl import logging
 import jax
 import numpy as np
 
-from competitive_mixtures import evaluate
 from competitive_mixtures import plots
 from competitive_mixtures import train
+from competitive_mixtures.metrics import report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method and dataset.")
@@ -76,7 +76,7 @@ def run_one(config, workdir: str) -> dict:
         if result["round"] == config.num_rounds:
             return result
     train.train_and_evaluate(config, workdir)
-    return evaluate.evaluate(workdir, num_samples=config.eval.num_samples)
+    return report.evaluate_run(workdir, num_samples=config.eval.num_samples)
 
 
 def _mean_std(values: list[float]) -> str:
