@@ -96,11 +96,15 @@ class Sizes:
     # Steps per component on each side of a stacked-vs-loop comparison.
     vs_loop_mlp_steps: int
     vs_loop_conv_steps: int
-    # Interleaved repetitions of every timed comparison and assignment pass.
+    # Repetitions of every timed comparison (interleaved) and assignment pass;
+    # the conv setting's are far slower on a CPU and get their own count.
     reps: int
+    conv_reps: int
     # configs/mnist.py arguments and K of the conv comparison and assignment pass.
     digits_arg: str
     digits_components: int
+    # Batch size of the conv setting's M-step and discriminators (0: the config's).
+    digits_batch: int
     # The memory section: images held on the host, images scored, batch size.
     memory_array_points: int
     memory_points: int
@@ -109,13 +113,15 @@ class Sizes:
 
 FULL = Sizes(round_points=64000, round_components=9, timed_rounds=3,
              growth_components=(1, 3, 9, 15, 30), growth_points=(16000, 64000, 256000),
-             vs_loop_mlp_steps=500, vs_loop_conv_steps=20, reps=3,
-             digits_arg="offline", digits_components=15,
+             vs_loop_mlp_steps=500, vs_loop_conv_steps=1, reps=3, conv_reps=1,
+             digits_arg="offline", digits_components=15, digits_batch=0,
              memory_array_points=CELEBA_POINTS, memory_points=CELEBA_POINTS, memory_batch=256)
+# Every new setting costs seconds of compilation even at these sizes, so the
+# growth table has one new point only (K=1) and the conv comparison one step.
 QUICK = Sizes(round_points=2000, round_components=3, timed_rounds=3,
-              growth_components=(1, 3), growth_points=(1000, 2000),
-              vs_loop_mlp_steps=20, vs_loop_conv_steps=2, reps=1,
-              digits_arg="offline,small", digits_components=3,
+              growth_components=(1, 3), growth_points=(2000,),
+              vs_loop_mlp_steps=20, vs_loop_conv_steps=1, reps=1, conv_reps=1,
+              digits_arg="offline,small", digits_components=3, digits_batch=8,
               memory_array_points=16, memory_points=16, memory_batch=8)
 
 # Paper-scale targets on the 2-core CPU.
@@ -191,6 +197,8 @@ def digits_config(config_dir: str, sizes: Sizes) -> ml_collections.ConfigDict:
     """The offline-MNIST conv VAE setting with the section's K."""
     config = load_config(config_dir, "mnist", sizes.digits_arg)
     config.num_components = sizes.digits_components
+    if sizes.digits_batch:
+        config.batch_size = config.disc.batch_size = sizes.digits_batch
     config_lib.validate(config)
     return config
 
@@ -337,10 +345,11 @@ def recompilation_section(bench: Bench) -> dict:
     }}
 
 
-def _slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of log y against log x: the exponent of the growth."""
+def _slope(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of log y against log x, the exponent of the growth;
+    None from fewer than two points."""
     if len(xs) < 2:
-        return float("nan")
+        return None
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
@@ -368,13 +377,12 @@ def growth_section(bench: Bench, output_dir: str) -> dict:
                   key=lambda row: row["N"])
     batch = bench.setup("paper").config.batch_size
     ks, ns = [row["K"] for row in by_k], [row["N"] for row in by_n]
+    seconds_k, seconds_n = [row["seconds"] for row in by_k], [row["seconds"] for row in by_n]
     figures = {
-        "round_seconds_vs_K": figure([row["seconds"] for row in by_k], "s", ks, base_n, batch),
-        "round_seconds_vs_N": figure([row["seconds"] for row in by_n], "s", base_k, ns, batch),
-        "slope_vs_K": figure(_slope(ks, [row["seconds"] for row in by_k]), "log-log slope",
-                             ks, base_n, batch),
-        "slope_vs_N": figure(_slope(ns, [row["seconds"] for row in by_n]), "log-log slope",
-                             base_k, ns, batch),
+        "round_seconds_vs_K": figure(seconds_k, "s", ks, base_n, batch,
+                                     log_log_slope=_slope(ks, seconds_k)),
+        "round_seconds_vs_N": figure(seconds_n, "s", base_k, ns, batch,
+                                     log_log_slope=_slope(ns, seconds_n)),
     }
     plot_path = os.path.join(output_dir, "growth.png")
     plot_growth(plot_path, by_k, by_n, base_n, base_k)
@@ -474,14 +482,16 @@ def _copy(stack: Stack) -> Stack:
     return jax.tree.map(jnp.copy, stack)
 
 
-def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int, warmup_steps: int,
+def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
                  reps: int) -> dict[str, list[float]]:
-    """Seconds of `reps` runs of each side, alternating sides, after a warm-up run.
+    """Seconds of `reps` runs of each side, alternating sides.
 
-    Each side is `run(steps_per_component)` and blocks until its work is done.
+    Each side is `run(steps_per_component)` and blocks until its work is
+    done; `run(0)` compiles it (a conv step takes seconds on a CPU, so the
+    warm-up trains nothing).
     """
     for run in sides.values():
-        run(warmup_steps)
+        run(0)
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(reps):
         for name, run in sides.items():
@@ -517,7 +527,6 @@ def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> dict
     programs, config, k = setup.programs, setup.config, setup.k
     batch = config.batch_size
     key = jax.random.PRNGKey(1)
-    chunk = min(config.steps_per_chunk, num_steps)
     state = setup.fresh_state()
     gen = _copy(state.gen)
     components = _unstack(state.gen, k)
@@ -528,19 +537,25 @@ def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> dict
 
     def stacked(steps_per_component: int) -> None:
         nonlocal gen
-        # The host driver of `train.run_round`: one call per chunk of steps.
+        # The host driver of `train.run_round`: one call per chunk of steps
+        # (and one call that masks every step when there are none).
         gen, _ = train._run_chunks(programs.m_step, gen, np.full(k, steps_per_component),
-                                   chunk, key, setup.x, state.sets)
+                                   config.steps_per_chunk, key, setup.x, state.sets)
+        if not steps_per_component:
+            gen = programs.m_step(gen, setup.x, state.sets, jnp.zeros(k, jnp.int32),
+                                  jnp.int32(0), key)[0]
         jax.block_until_ready(gen)
 
     def loop(steps_per_component: int) -> None:
+        if not steps_per_component:
+            jax.block_until_ready(loop_step(components[0], setup.x_host[:batch], key, np.int32(0)))
         for s in range(steps_per_component):
             for j in range(k):
                 batch_x = setup.x_host[owned[j][rng.integers(len(owned[j]), size=batch)]]
                 components[j], _ = loop_step(components[j], batch_x, key, np.int32(s * k + j))
         jax.block_until_ready(components)
 
-    seconds = _interleaved({"stacked": stacked, "loop": loop}, num_steps, chunk, reps)
+    seconds = _interleaved({"stacked": stacked, "loop": loop}, num_steps, reps)
     return _comparison_figures(prefix, seconds, k, setup.n, batch, num_steps)
 
 
@@ -553,7 +568,6 @@ def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> d
     programs, config, k = setup.programs, setup.config, setup.k
     batch = config.disc.batch_size
     key = jax.random.PRNGKey(2)
-    chunk = min(config.steps_per_chunk, num_steps)
     state = setup.fresh_state()
     disc, gen = _copy(state.disc), state.gen
     discs, gens = _unstack(state.disc, k), _unstack(gen, k)
@@ -564,27 +578,33 @@ def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> d
     def stacked(steps_per_component: int) -> None:
         nonlocal disc
         disc, _ = train._run_chunks(programs.disc_step, disc, np.full(k, steps_per_component),
-                                    chunk, key, gen, setup.x)
+                                    config.steps_per_chunk, key, gen, setup.x)
+        if not steps_per_component:
+            disc = programs.disc_step(disc, gen, setup.x, jnp.zeros(k, jnp.int32),
+                                      jnp.int32(0), key)[0]
         jax.block_until_ready(disc)
 
     def loop(steps_per_component: int) -> None:
+        if not steps_per_component:
+            jax.block_until_ready(loop_step(discs[0], gens[0], setup.x_host[:batch], key, np.int32(0)))
         for s in range(steps_per_component):
             for j in range(k):
                 real = setup.x_host[rng.integers(setup.n, size=batch)]
                 discs[j], _ = loop_step(discs[j], gens[j], real, key, np.int32(s * k + j))
         jax.block_until_ready(discs)
 
-    seconds = _interleaved({"stacked": stacked, "loop": loop}, num_steps, chunk, reps)
+    seconds = _interleaved({"stacked": stacked, "loop": loop}, num_steps, reps)
     return _comparison_figures(prefix, seconds, k, setup.n, batch, num_steps)
 
 
 def stacked_vs_loop_section(bench: Bench) -> dict:
     sizes, figures = bench.sizes, {}
-    for name, model, num_steps in (("paper", "mlp", sizes.vs_loop_mlp_steps),
-                                   ("digits", "conv", sizes.vs_loop_conv_steps)):
+    for name, model, num_steps, reps in (
+            ("paper", "mlp", sizes.vs_loop_mlp_steps, sizes.reps),
+            ("digits", "conv", sizes.vs_loop_conv_steps, sizes.conv_reps)):
         setup = bench.setup(name)
-        figures.update(compare_m_step(setup, num_steps, sizes.reps, f"{model}_vae_m_step"))
-        figures.update(compare_disc_step(setup, num_steps, sizes.reps, f"{model}_disc_step"))
+        figures.update(compare_m_step(setup, num_steps, reps, f"{model}_vae_m_step"))
+        figures.update(compare_disc_step(setup, num_steps, reps, f"{model}_disc_step"))
     return {"figures": figures}
 
 
@@ -593,12 +613,14 @@ def stacked_vs_loop_section(bench: Bench) -> dict:
 
 
 def time_assignment(setup: Setup, reps: int) -> dict:
-    """Seconds of `score_dataset` and of the assigner in the median of `reps` passes.
-
-    A warm-up pass first compiles both.
-    """
+    """Seconds of `score_dataset` and of the assigner in the median of `reps` passes."""
     programs, config = setup.programs, setup.config
+    batch = min(config.assign.batch_size, setup.n)
     disc = setup.fresh_state().disc
+    # Compiles both on one batch and on zeros: a pass of conv discriminators
+    # takes minutes on a CPU.
+    jax.block_until_ready(train.score_dataset(programs, disc, setup.x[:batch], batch))
+    jax.block_until_ready(programs.assigner(jnp.zeros((setup.n, setup.k))))
 
     def once() -> tuple[float, float]:
         start = time.perf_counter()
@@ -608,7 +630,6 @@ def time_assignment(setup: Setup, reps: int) -> dict:
         jax.block_until_ready(programs.assigner(scores))
         return middle - start, time.perf_counter() - middle
 
-    once()
     passes = sorted((once() for _ in range(reps)), key=sum)
     score_seconds, assigner_seconds = passes[(reps - 1) // 2]
     return {"seconds": score_seconds + assigner_seconds, "score_seconds": score_seconds,
@@ -617,9 +638,10 @@ def time_assignment(setup: Setup, reps: int) -> dict:
 
 def assign_section(bench: Bench) -> dict:
     figures = {}
-    for name, model in (("paper", "mlp"), ("digits", "conv")):
+    for name, model, reps in (("paper", "mlp", bench.sizes.reps),
+                              ("digits", "conv", bench.sizes.conv_reps)):
         setup = bench.setup(name)
-        timing = time_assignment(setup, bench.sizes.reps)
+        timing = time_assignment(setup, reps)
         k, n, batch = setup.k, setup.n, setup.config.assign.batch_size
         figures[f"{model}_scores_per_second"] = figure(
             n * k / timing["seconds"], "scores/s", k, n, batch,
@@ -795,6 +817,8 @@ def metadata(quick: bool, command: str) -> dict:
         "python_version": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "host_memory_bytes": psutil.virtual_memory().total,
+        # Other processes on the machine slow every figure; a reader should know.
+        "load_average_1min_at_start": os.getloadavg()[0],
         "quick": quick,
         "xla_optimizations": not quick,
         "command": command,
@@ -885,6 +909,7 @@ def run(quick: bool = False, output_dir: str = "bench_results",
             else:
                 sections[name] = memory_section(sizes, memory_points)
             sections[name]["bench_seconds"] = time.perf_counter() - start
+    results["metadata"]["load_average_1min_at_end"] = os.getloadavg()[0]
     results["targets"] = evaluate_targets(sections)
     with open(os.path.join(output_dir, "bench.json"), "w") as f:
         json.dump(results, f, indent=2)

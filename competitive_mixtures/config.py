@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 32
     # Steps fused into one compiled scan; the host syncs once per chunk.
     c.steps_per_chunk = 250
+    # Compile each chunk as straight-line code (no loop): faster for conv
+    # models on CPU, where loop bodies run convolutions slowly; keep chunks small.
+    c.unroll_steps = False
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "gaussians"
@@ -102,6 +105,22 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.max_to_keep = 3
     return c
+
+
+def parse_arg(arg: str | None, allowed: set[str], where: str) -> dict[str, Any]:
+    """A config file's argument, big_vision style: 'modes=5,paper' -> {'modes': '5', 'paper': True}.
+
+    Raises ValueError naming `where` and the allowed keys for an unknown key.
+    """
+    out: dict[str, Any] = {}
+    for part in filter(None, (arg or "").split(",")):
+        key, _, value = part.partition("=")
+        out[key.strip()] = value.strip() if value else True
+    unknown = set(out) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown argument(s) {sorted(unknown)}; "
+                         f"allowed: {sorted(allowed)}")
+    return out
 
 
 def _unknown_fields(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict,

@@ -31,12 +31,12 @@ def owners_and_samples(path: str, x: np.ndarray, owner: np.ndarray, samples: np.
     rng = np.random.default_rng(0)
     keep = rng.permutation(len(x))[:MAX_SCATTER_POINTS]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), sharex=True, sharey=True)
+    axes[1].scatter(x[keep, 0], x[keep, 1], s=1, color="0.85")
     for j in range(k):
         mine = keep[owner[keep] == j]
         axes[0].scatter(x[mine, 0], x[mine, 1], s=2, color=colours[j], alpha=0.5,
                         label=f"component {j}: {np.sum(owner == j)} points")
         drawn = samples[sample_component == j]
-        axes[1].scatter(x[keep, 0], x[keep, 1], s=1, color="0.85") if j == 0 else None
         axes[1].scatter(drawn[:, 0], drawn[:, 1], s=2, color=colours[j], alpha=0.6,
                         label=f"g_{j}, alpha={alpha[j]:.3f}")
     axes[0].set_title("data, coloured by owner")

@@ -34,11 +34,14 @@ _BATCH = P(None, sharding.AXIS)
 
 
 def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.Array,
-                key: jax.Array, chunk: int, num_components: int):
+                key: jax.Array, chunk: int, num_components: int, unroll: bool = False):
     """Runs `step(carry, step_key) -> (carry, loss [K])` for steps offset..offset+chunk-1.
 
     Step s uses the key `fold_in(key, s)`, so results do not depend on how the
     steps are split into chunks. `num_steps` is `[K]` (or a scalar for all).
+    With `unroll` the chunk is compiled as straight-line code without the
+    all-done skip: XLA:CPU runs convolutions inside loop and branch bodies
+    several times slower than outside them.
     Returns the carry and the summed loss and number of steps taken, each `[K]`.
     """
     num_steps = jnp.broadcast_to(num_steps, (num_components,))
@@ -51,11 +54,14 @@ def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.
             new, loss = step(carry, jax.random.fold_in(key, index))
             return stacking.select(active, new, carry), jnp.where(active, loss, 0.0)
 
-        carry, loss = jax.lax.cond(active.any(), run,
-                                   lambda c: (c, jnp.zeros((num_components,))), carry)
+        if unroll:
+            carry, loss = run(carry)
+        else:
+            carry, loss = jax.lax.cond(active.any(), run,
+                                       lambda c: (c, jnp.zeros((num_components,))), carry)
         return carry, (loss, active)
 
-    carry, (loss, active) = jax.lax.scan(body, carry, jnp.arange(chunk))
+    carry, (loss, active) = jax.lax.scan(body, carry, jnp.arange(chunk), unroll=unroll)
     return carry, loss.sum(0), active.sum(0)
 
 
@@ -72,7 +78,7 @@ def _constrain(x: jax.Array, mesh: Mesh) -> jax.Array:
 
 
 def make_m_step(model: LinenModel, optimizer: optax.GradientTransformation,
-                batch_size: int, chunk: int, mesh: Mesh) -> Callable:
+                batch_size: int, chunk: int, mesh: Mesh, unroll: bool = False) -> Callable:
     """M-step: every component trains on batches from its own training set.
 
     Returns a jitted
@@ -92,7 +98,7 @@ def make_m_step(model: LinenModel, optimizer: optax.GradientTransformation,
             noise = jax.random.normal(noise_key, (k, batch_size) + model.noise_shape)
             return update(gen, x[index], _constrain(noise, mesh))
 
-        return _scan_chunk(step, gen, num_steps, offset, key, chunk, k)
+        return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll)
 
     return m_step
 
@@ -111,7 +117,7 @@ def discriminator_loss(disc_model: LinenModel) -> Callable:
 
 def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                    optimizer: optax.GradientTransformation, batch_size: int,
-                   chunk: int, mesh: Mesh) -> Callable:
+                   chunk: int, mesh: Mesh, unroll: bool = False) -> Callable:
     """Discriminator fit: D_j sees points drawn uniformly from the WHOLE dataset as real.
 
     Returns a jitted
@@ -132,7 +138,7 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
             fake = stacking.sample(gen_model, gen, jax.random.split(sample_key, k), batch_size)
             return update(disc, (x[index], _constrain(fake, mesh)))
 
-        return _scan_chunk(step, disc, num_steps, offset, key, chunk, k)
+        return _scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll)
 
     return disc_step
 

@@ -86,9 +86,10 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
         disc_optimizer=disc_optimizer,
         mesh=mesh,
         m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size,
-                                 config.steps_per_chunk, mesh),
+                                 config.steps_per_chunk, mesh, config.unroll_steps),
         disc_step=steps.make_disc_step(disc_model, gen_model, disc_optimizer,
-                                       config.disc.batch_size, config.steps_per_chunk, mesh),
+                                       config.disc.batch_size, config.steps_per_chunk, mesh,
+                                       config.unroll_steps),
         score=steps.make_scorer(gen_model if exact else disc_model, exact, mesh),
         assigner=steps.make_assigner(mesh, config.balance.min_points, not exact),
         strategy=strategies.get(config.strategy), exact=exact)

@@ -14,22 +14,10 @@ Example: --config=configs/synthetic.py:modes=9,paper
 from competitive_mixtures import config as config_lib
 
 
-def parse(arg):
-    """'modes=5,paper' -> {'modes': '5', 'paper': True}."""
-    out = {}
-    for part in filter(None, (arg or "").split(",")):
-        key, _, value = part.partition("=")
-        out[key.strip()] = value.strip() if value else True
-    return out
-
-
 def get_config(arg=None):
-    args = parse(arg)
-    unknown = set(args) - {"modes", "k", "strategy", "hidden", "vae150", "paper", "tiny"}
-    if unknown:
-        raise ValueError(f"configs/synthetic.py: unknown argument(s) {sorted(unknown)}; "
-                         "allowed: modes=3|5|9, k=INT, strategy=NAME, hidden=INT, vae150, "
-                         "paper, tiny")
+    args = config_lib.parse_arg(
+        arg, {"modes", "k", "strategy", "hidden", "vae150", "paper", "tiny"},
+        "configs/synthetic.py")
     if args.get("vae150"):
         args.update(strategy="single", hidden="150")
     c = config_lib.base_config()
