@@ -51,9 +51,8 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0) -> dict:
         "coverage": coverage.coverage(samples, data_lib.to_data_space(heldout["x"]), seed=seed),
     }
     if "centres" in heldout:
-        found = modes.mode_metrics(samples, heldout["centres"], float(heldout["mode_std"]))
-        found["mode_counts"] = np.asarray(found["mode_counts"]).tolist()
-        result["modes"] = found
+        result["modes"] = modes.mode_metrics(samples, heldout["centres"],
+                                             float(heldout["mode_std"]))
     if np.any(label >= 0):
         result["clustering"] = clustering.clustering_scores(owner, label, config.num_components)
     epath.Path(workdir, "eval.json").write_text(json.dumps(_jsonable(result), indent=2))
@@ -63,9 +62,10 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0) -> dict:
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in np.asarray(value).tolist()] if isinstance(
-            value, np.ndarray) else [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
