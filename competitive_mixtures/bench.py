@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -50,6 +49,7 @@ import optax
 import psutil
 
 from competitive_mixtures import config as config_lib
+from competitive_mixtures import experiments
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
@@ -76,9 +76,6 @@ _MEMORY_POINTS = flags.DEFINE_integer(
     "memory_points", None,
     f"Images the memory section scores (default all {CELEBA_POINTS} of the CelebA-sized host "
     "array, which is enlarged if this is larger).")
-_CONFIG_DIR = flags.DEFINE_string(
-    "config_dir", os.path.join(os.path.dirname(__file__), "..", "configs"),
-    "Folder holding the experiment configs synthetic.py and mnist.py.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,20 +167,9 @@ class CompileMonitor:
 # Configs and their data and programs.
 
 
-def load_config(config_dir: str, name: str, arg: str) -> ml_collections.ConfigDict:
-    """`configs/NAME.py:ARG`, loaded the way `config_flags` loads it."""
-    path = os.path.join(config_dir, f"{name}.py")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; pass --config_dir=<repo>/configs")
-    spec = importlib.util.spec_from_file_location(f"bench_config_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
-
 def synthetic_config(config_dir: str, num_points: int, k: int) -> ml_collections.ConfigDict:
     """The paper's synthetic setting on the 9-mode set, with N and K set."""
-    config = load_config(config_dir, "synthetic", "modes=9,paper")
+    config = config_lib.load_config_file("synthetic", "modes=9,paper", config_dir)
     config.num_components = k
     config.data.num_points = num_points
     # validate() allows at most N/K balancing points: this leaves the paper's
@@ -195,7 +181,7 @@ def synthetic_config(config_dir: str, num_points: int, k: int) -> ml_collections
 
 def digits_config(config_dir: str, sizes: Sizes) -> ml_collections.ConfigDict:
     """The offline-MNIST conv VAE setting with the section's K."""
-    config = load_config(config_dir, "mnist", sizes.digits_arg)
+    config = config_lib.load_config_file("mnist", sizes.digits_arg, config_dir)
     config.num_components = sizes.digits_components
     if sizes.digits_batch:
         config.batch_size = config.disc.batch_size = sizes.digits_batch
@@ -586,7 +572,8 @@ def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> d
 
     def loop(steps_per_component: int) -> None:
         if not steps_per_component:
-            jax.block_until_ready(loop_step(discs[0], gens[0], setup.x_host[:batch], key, np.int32(0)))
+            jax.block_until_ready(
+                loop_step(discs[0], gens[0], setup.x_host[:batch], key, np.int32(0)))
         for s in range(steps_per_component):
             for j in range(k):
                 real = setup.x_host[rng.integers(setup.n, size=batch)]
@@ -887,7 +874,7 @@ def run(quick: bool = False, output_dir: str = "bench_results",
         raise ValueError(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
     selected = [name for name in SECTIONS if not only or name in only]
     sizes = QUICK if quick else FULL
-    bench = Bench(config_dir or _CONFIG_DIR.default, sizes)
+    bench = Bench(config_dir or config_lib.CONFIG_DIR, sizes)
     os.makedirs(output_dir, exist_ok=True)
     command = command or "python -m competitive_mixtures.bench" + " --quick" * quick
     results: dict[str, Any] = {"metadata": metadata(quick, command), "sections": {}}
@@ -921,7 +908,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     run(quick=_QUICK.value, output_dir=_OUTPUT_DIR.value, only=_ONLY.value,
-        memory_points=_MEMORY_POINTS.value, config_dir=_CONFIG_DIR.value,
+        memory_points=_MEMORY_POINTS.value, config_dir=experiments.CONFIG_DIR.value,
         command=" ".join(["python -m competitive_mixtures.bench"] + sys.argv[1:]))
 
 

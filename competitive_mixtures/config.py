@@ -7,6 +7,8 @@ value outside its allowed range, before any work is done.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from typing import Any
 
 import ml_collections
@@ -18,6 +20,22 @@ IMAGE_DATASETS = ("mnist_offline", "mnist", "celeb_a")
 LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adam", "sgd")
 GAUSSIAN_MODES = (3, 5, 9)
+
+
+# The experiment configs of a source checkout: configs/ beside the package.
+CONFIG_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "configs"))
+
+
+def load_config_file(name: str, arg: str | None = None,
+                     config_dir: str = CONFIG_DIR) -> ml_collections.ConfigDict:
+    """`configs/NAME.py:ARG` loaded as `--config=configs/NAME.py:ARG` loads it."""
+    path = os.path.join(config_dir, f"{name}.py")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found; pass --config_dir=<checkout>/configs")
+    spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
 
 
 class ConfigError(ValueError):

@@ -46,7 +46,9 @@ def get_config(arg=None):
     c.epochs_per_round = 10
     c.num_rounds = 5
     c.balance.min_points = 1000
-    c.assign.batch_size = 2048
+    # XLA temporaries of the 3x128 conv discriminators measured ~5 MB per image
+    # and component (CPU): 256 images per call keep them near 7 GB for K=5.
+    c.assign.batch_size = 256
     c.eval.num_samples = 2000
     c.steps_per_chunk = 100
     c.strategy = args.get("strategy", "competitive")

@@ -1,10 +1,11 @@
 """Shared fixtures: config loading and a per-session JAX compilation cache."""
 
-import importlib.util
 import pathlib
 
 import jax
 import pytest
+
+from competitive_mixtures import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -19,9 +20,5 @@ def _compilation_cache(tmp_path_factory):
 
 
 def load_config(name: str, arg: str | None = None):
-    """`configs/NAME.py:ARG` loaded the way `config_flags` does, via importlib."""
-    path = REPO / "configs" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    """`configs/NAME.py:ARG` loaded the way `config_flags` does."""
+    return config_lib.load_config_file(name, arg, str(REPO / "configs"))

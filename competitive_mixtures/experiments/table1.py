@@ -19,7 +19,6 @@ epochs_per_round); only the competitive run also trains discriminators.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -29,6 +28,8 @@ from absl import logging
 import jax
 import numpy as np
 
+from competitive_mixtures import config as config_lib
+from competitive_mixtures import experiments
 from competitive_mixtures import plots
 from competitive_mixtures import train
 from competitive_mixtures.metrics import report
@@ -37,9 +38,6 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the 
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method and dataset.")
 _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "paper", "tiny"],
                             "quick: minutes on a CPU; paper: the paper's schedule; tiny: tests.")
-_CONFIG_DIR = flags.DEFINE_string(
-    "config_dir", os.path.join(os.path.dirname(__file__), "..", "..", "configs"),
-    "Folder holding synthetic.py.")
 
 MODES = (3, 5, 9)
 METHODS = {"competitive": "", "bagging": "strategy=bagging", "single150": "vae150"}
@@ -49,19 +47,10 @@ PAPER = {3: {"competitive": -4.59, "bagging": -6.49, "single150": -5.42},
          9: {"competitive": -2.51, "bagging": -7.05, "single150": -6.83}}
 
 
-def load_config_module(config_dir: str):
-    path = os.path.join(config_dir, "synthetic.py")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; pass --config_dir=<repo>/configs")
-    spec = importlib.util.spec_from_file_location("synthetic_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def config_for(module, modes: int, method: str, preset: str, seed: int):
+def config_for(config_dir: str, modes: int, method: str, preset: str, seed: int):
     parts = [f"modes={modes}", METHODS[method]] + ([] if preset == "quick" else [preset])
-    config = module.get_config(",".join(p for p in parts if p))
+    config = config_lib.load_config_file("synthetic", ",".join(p for p in parts if p),
+                                         config_dir)
     config.seed = seed
     config.data.seed = seed
     return config
@@ -126,12 +115,12 @@ def sample_figure(workdir: str, modes: int, path: str, num_samples: int = 5000) 
 
 def main(argv):
     del argv
-    module = load_config_module(_CONFIG_DIR.value)
     results = {m: {method: [] for method in METHODS} for m in MODES}
     for seed in range(_SEEDS.value):
         for modes in MODES:
             for method in METHODS:
-                config = config_for(module, modes, method, _PRESET.value, seed)
+                config = config_for(experiments.CONFIG_DIR.value, modes, method,
+                                    _PRESET.value, seed)
                 run = os.path.join(_WORKDIR.value, f"modes{modes}", method, f"seed{seed}")
                 logging.info("table1: %d modes, %s, seed %d -> %s", modes, method, seed, run)
                 results[modes][method].append(run_one(config, run))
