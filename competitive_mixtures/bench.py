@@ -90,19 +90,20 @@ class Sizes:
     timed_rounds: int
     growth_components: tuple[int, ...]
     growth_points: tuple[int, ...]
-    # Steps per component on each side of a stacked-vs-loop comparison.
-    vs_loop_mlp_steps: int
-    vs_loop_conv_steps: int
-    # Repetitions of every timed comparison (interleaved) and assignment pass;
-    # the conv setting's are far slower on a CPU and get their own count.
+    # Steps per component on each side of a stacked-vs-loop comparison, in
+    # chunks of the setting's `steps_per_chunk`: whole chunks, because steps
+    # of a chunk past `num_steps` are masked, work the loop would not do.
+    vs_loop_mlp_chunks: int
+    vs_loop_conv_chunks: int
+    # Repetitions of every timed comparison (interleaved) and assignment pass.
     reps: int
-    conv_reps: int
     # configs/mnist.py arguments and K of the conv comparison and assignment pass.
     digits_arg: str
     digits_components: int
     # Batch size of the conv setting's M-step and discriminators (0: the config's).
     digits_batch: int
-    # The memory section: images held on the host, images scored, batch size.
+    # The memory section: images held on the host, images scored, batch size
+    # (0: configs/celeba.py's assign.batch_size).
     memory_array_points: int
     memory_points: int
     memory_batch: int
@@ -110,14 +111,14 @@ class Sizes:
 
 FULL = Sizes(round_points=64000, round_components=9, timed_rounds=3,
              growth_components=(1, 3, 9, 15, 30), growth_points=(16000, 64000, 256000),
-             vs_loop_mlp_steps=500, vs_loop_conv_steps=1, reps=3, conv_reps=1,
+             vs_loop_mlp_chunks=2, vs_loop_conv_chunks=1, reps=3,
              digits_arg="offline", digits_components=15, digits_batch=0,
-             memory_array_points=CELEBA_POINTS, memory_points=CELEBA_POINTS, memory_batch=256)
+             memory_array_points=CELEBA_POINTS, memory_points=CELEBA_POINTS, memory_batch=0)
 # Every new setting costs seconds of compilation even at these sizes, so the
-# growth table has one new point only (K=1) and the conv comparison one step.
+# growth table has one new point only (K=1).
 QUICK = Sizes(round_points=2000, round_components=3, timed_rounds=3,
               growth_components=(1, 3), growth_points=(2000,),
-              vs_loop_mlp_steps=20, vs_loop_conv_steps=1, reps=1, conv_reps=1,
+              vs_loop_mlp_chunks=1, vs_loop_conv_chunks=1, reps=1,
               digits_arg="offline,small", digits_components=3, digits_batch=8,
               memory_array_points=16, memory_points=16, memory_batch=8)
 
@@ -586,12 +587,12 @@ def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> d
 
 def stacked_vs_loop_section(bench: Bench) -> dict:
     sizes, figures = bench.sizes, {}
-    for name, model, num_steps, reps in (
-            ("paper", "mlp", sizes.vs_loop_mlp_steps, sizes.reps),
-            ("digits", "conv", sizes.vs_loop_conv_steps, sizes.conv_reps)):
+    for name, model, chunks in (("paper", "mlp", sizes.vs_loop_mlp_chunks),
+                                ("digits", "conv", sizes.vs_loop_conv_chunks)):
         setup = bench.setup(name)
-        figures.update(compare_m_step(setup, num_steps, reps, f"{model}_vae_m_step"))
-        figures.update(compare_disc_step(setup, num_steps, reps, f"{model}_disc_step"))
+        num_steps = chunks * setup.config.steps_per_chunk
+        figures.update(compare_m_step(setup, num_steps, sizes.reps, f"{model}_vae_m_step"))
+        figures.update(compare_disc_step(setup, num_steps, sizes.reps, f"{model}_disc_step"))
     return {"figures": figures}
 
 
@@ -625,10 +626,9 @@ def time_assignment(setup: Setup, reps: int) -> dict:
 
 def assign_section(bench: Bench) -> dict:
     figures = {}
-    for name, model, reps in (("paper", "mlp", bench.sizes.reps),
-                              ("digits", "conv", bench.sizes.conv_reps)):
+    for name, model in (("paper", "mlp"), ("digits", "conv")):
         setup = bench.setup(name)
-        timing = time_assignment(setup, reps)
+        timing = time_assignment(setup, bench.sizes.reps)
         k, n, batch = setup.k, setup.n, setup.config.assign.batch_size
         figures[f"{model}_scores_per_second"] = figure(
             n * k / timing["seconds"], "scores/s", k, n, batch,
@@ -661,29 +661,18 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def celeba_like_config(batch: int) -> ml_collections.ConfigDict:
-    """Conv discriminators (128, 128, 128), kernel 3, K=5 on 64x64x3 images."""
-    config = config_lib.base_config()
-    config.data.name = "celeb_a"
-    config.model.family = "conv_vae"
-    config.num_components = 5
-    config.disc.channels = (128, 128, 128)
-    config.disc.kernel = 3
-    config.assign.batch_size = batch
-    config_lib.validate(config)
-    return config
-
-
-def memory_section(sizes: Sizes, memory_points: int | None) -> dict:
+def memory_section(bench: Bench, memory_points: int | None) -> dict:
     """Peak host memory and device buffers while `score_dataset` streams a host array.
 
-    The whole CelebA-sized uint8 array is held on the host; the pass streams
-    its first `memory_points` images (all by default). What the pass holds
-    per batch does not depend on how many batches it runs; only the `[N, K]`
-    scores grow with N.
+    configs/celeba.py's discriminators (K=5, 3x128 filters of 3x3) score a
+    CelebA-sized uint8 array held on the host, streaming its first
+    `memory_points` images (all by default). What the pass holds per batch
+    does not depend on how many batches it runs; only the `[N, K]` scores grow
+    with N.
     """
-    batch = sizes.memory_batch
-    config = celeba_like_config(batch)
+    sizes = bench.sizes
+    config = config_lib.load_config_file("celeba", None, bench.config_dir)
+    config.assign.batch_size = batch = sizes.memory_batch or config.assign.batch_size
     k = config.num_components
     scored = sizes.memory_points if memory_points is None else memory_points
     held = max(sizes.memory_array_points, scored)
@@ -894,7 +883,7 @@ def run(quick: bool = False, output_dir: str = "bench_results",
             elif name == "assign":
                 sections[name] = assign_section(bench)
             else:
-                sections[name] = memory_section(sizes, memory_points)
+                sections[name] = memory_section(bench, memory_points)
             sections[name]["bench_seconds"] = time.perf_counter() - start
     results["metadata"]["load_average_1min_at_end"] = os.getloadavg()[0]
     results["targets"] = evaluate_targets(sections)
