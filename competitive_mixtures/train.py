@@ -338,10 +338,11 @@ def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, Mixt
     with epath.Path(work.file("config.json")).open() as f:
         config = ml_collections.ConfigDict(json.load(f))
     with epath.Path(work.file("heldout.npz")).open("rb") as f, np.load(f) as heldout:
-        x_spec = jax.ShapeDtypeStruct((0,) + heldout["x"].shape[1:], jnp.float32)
+        data_shape = heldout["x"].shape[1:]
     with epath.Path(work.file("assignments.npz")).open("rb") as f, np.load(f) as assignments:
-        x_spec = jax.ShapeDtypeStruct((len(assignments["assignment"]),) + x_spec.shape[1:],
-                                      x_spec.dtype)
+        num_points = len(assignments["assignment"])
+    # The state's shapes depend on the data's shape and count, not on its values.
+    x_spec = jax.ShapeDtypeStruct((num_points,) + data_shape, jnp.float32)
     programs = make_programs(config, x_spec.shape[1:])
     abstract_state = checkpointing.abstract(
         jax.eval_shape(lambda x: init_state(config, programs, x), x_spec),
