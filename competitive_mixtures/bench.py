@@ -292,6 +292,20 @@ def run_rounds(setup: Setup, timed_rounds: int) -> dict:
     return out
 
 
+def _active_fraction(rounds: dict, record: dict) -> tuple[float, list[int]]:
+    """The share of the M-step's component-steps that train a component, and the sizes.
+
+    The M-step runs all K components for as many steps as the largest
+    training set needs; the others are masked, not skipped. Round r trains
+    on the sets of round r-1's assignment.
+    """
+    previous = rounds["records"][record["round"] - 1]
+    min_points = rounds["config"].balance.min_points
+    sizes = [min_points if j in previous["balanced"] else count
+             for j, count in enumerate(previous["counts"])]
+    return sum(sizes) / (len(sizes) * max(sizes)), sizes
+
+
 def round_section(bench: Bench) -> dict:
     rounds = bench.paper_rounds()
     config = rounds["config"]
@@ -305,6 +319,9 @@ def round_section(bench: Bench) -> dict:
     figures = {"round_seconds": figure(record["seconds"], "s", k, n, batch, **extra)}
     for part in _ROUND_PARTS:
         figures[part] = figure(record[part], "s", k, n, batch, **extra)
+    fraction, sizes = _active_fraction(rounds, record)
+    figures["m_step_active_fraction"] = figure(fraction, "fraction", k, n, batch,
+                                               training_set_sizes=sizes)
     figures["compile_seconds"] = figure(
         rounds["compile_seconds"], "s", k, n, batch,
         note="tracing, lowering and XLA compilation during the warm-up round")
@@ -357,7 +374,8 @@ def growth_section(bench: Bench, output_dir: str) -> dict:
             rounds = run_rounds(make_setup(synthetic_config(bench.config_dir, n, k)), 1)
         record = rounds["records"][1]
         table.append({"K": k, "N": n, "seconds": record["seconds"],
-                      **{part: record[part] for part in _ROUND_PARTS}})
+                      **{part: record[part] for part in _ROUND_PARTS},
+                      "m_step_active_fraction": _active_fraction(rounds, record)[0]})
         logging.info("growth K=%d N=%d: %.2fs", k, n, record["seconds"])
     by_k = [row for row in table if row["N"] == base_n and row["K"] in sizes.growth_components]
     by_n = sorted((row for row in table if row["K"] == base_k and row["N"] in sizes.growth_points),

@@ -143,20 +143,22 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
     return disc_step
 
 
-def make_scorer(model: LinenModel, exact: bool, mesh: Mesh) -> Callable:
+def make_scorer(model: LinenModel, exact: bool, mesh: Mesh,
+                sequential: bool = False) -> Callable:
     """Log density ratios of one batch of points for all K components.
 
     With `exact=False` `model` is the discriminator and the ratio is `-logit`
     (assign eq. 1); with `exact=True` `model` is the generator and the score is
     its exact log-likelihood (the common log p_X(x_i) cancels in the argmax).
-    Each device scores its slice of the batch with all K networks.
+    Each device scores its slice of the batch with all K networks (one after
+    another with `sequential`, see `stacking.logits`).
 
     Returns a jitted `score(stack, x [B, ...]) -> [B, K]`, B split over devices.
     """
     def local(stack: Stack, x: jax.Array) -> jax.Array:
         if exact:
             return stacking.log_likelihood(model, stack, x)
-        return assign.log_ratio_from_logits(stacking.logits(model, stack, x))
+        return assign.log_ratio_from_logits(stacking.logits(model, stack, x, sequential))
 
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
                                  out_specs=P(sharding.AXIS)))

@@ -90,7 +90,8 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
         disc_step=steps.make_disc_step(disc_model, gen_model, disc_optimizer,
                                        config.disc.batch_size, config.steps_per_chunk, mesh,
                                        config.unroll_steps),
-        score=steps.make_scorer(gen_model if exact else disc_model, exact, mesh),
+        score=steps.make_scorer(gen_model if exact else disc_model, exact, mesh,
+                                config.assign.sequential_components),
         assigner=steps.make_assigner(mesh, config.balance.min_points, not exact),
         strategy=strategies.get(config.strategy), exact=exact)
 

@@ -55,6 +55,9 @@ def get_config(arg=None):
     c.num_rounds = 10
     c.balance.min_points = 100
     c.assign.batch_size = 1024
+    # Conv discriminators score one after another: vmapped (grouped) convs
+    # need several times the memory on CPU.
+    c.assign.sequential_components = True
     c.eval.num_samples = 2000
     c.steps_per_chunk = 100
     if args.get("offline"):

@@ -18,7 +18,7 @@ FIGURES = {
                "scores_bytes", "score_temp_bytes", "score_temp_bytes_at_default_batch",
                "seconds", "points_per_second"},
     "round": {"round_seconds", "seconds_m_step", "seconds_disc", "seconds_assign",
-              "compile_seconds", "warmup_round_seconds"},
+              "m_step_active_fraction", "compile_seconds", "warmup_round_seconds"},
     "recompilation": {"compiles_per_round", "jit_cache_entries_per_round",
                       "compiles_after_first_round", "cache_growth_after_first_round"},
     "growth": {"round_seconds_vs_K", "round_seconds_vs_N"},
@@ -72,8 +72,9 @@ def test_quick_bench_metadata_targets_and_plot(quick_run):
     assert {section for section, _ in statuses} == {
         "stacked_vs_loop", "round", "assign", "memory", "recompilation"}
     growth = results["sections"]["growth"]
-    assert growth["table"] and {"K", "N", "seconds", "seconds_m_step", "seconds_disc",
-                                "seconds_assign"} <= set(growth["table"][0])
+    columns = {"K", "N", "seconds", "seconds_m_step", "seconds_disc", "seconds_assign",
+               "m_step_active_fraction"}
+    assert growth["table"] and columns <= set(growth["table"][0])
     plot = output_dir / growth["plot"]
     assert plot.name == "growth.png"
     with open(plot, "rb") as f:

@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from competitive_mixtures import assign, config as config_lib, models, sharding, stacking, steps
+from competitive_mixtures.models import conv
 from competitive_mixtures.models.base import LinenModel
 
 K = 3
@@ -218,3 +219,14 @@ def test_m_step_result_does_not_depend_on_chunking(setup):
                             num_steps, jnp.int32(0), key)
     np.testing.assert_array_equal(taken, [0, 3, 5])
     chex.assert_trees_all_close(gen.params, gen_big.params, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_logits_equal_vmapped():
+    """Scoring the K discriminators one after another gives the vmapped logits."""
+    model = LinenModel(conv.ConvDiscriminator(channels=(4, 8), kernel=3))
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 16, 16, 1), np.uint8))
+    stack = stacking.init(model, optax.sgd(0.1), jax.random.split(jax.random.PRNGKey(0), 3), x)
+    vmapped = stacking.logits(model, stack, x)
+    sequential = jax.jit(lambda s, v: stacking.logits(model, s, v, sequential=True))(stack, x)
+    chex.assert_shape(sequential, (6, 3))
+    chex.assert_trees_all_close(sequential, vmapped, rtol=1e-5, atol=1e-6)
