@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.models.base import ComponentStep, LinenModel, gradient_step
 from competitive_mixtures.state import Stack
 
 PyTree = Any
@@ -28,37 +28,12 @@ def init(model: LinenModel, optimizer: optax.GradientTransformation, keys: jax.A
                  opt_state=jax.vmap(optimizer.init)(params))
 
 
-def update_fn(loss_fn: Callable[..., tuple[jax.Array, PyTree]],
-              optimizer: optax.GradientTransformation,
-              axis_name: str | None = None) -> Callable[..., tuple[Stack, jax.Array]]:
-    """One gradient step for all K components.
+def vmap_step(component_step: ComponentStep) -> Callable[..., tuple[Stack, jax.Array]]:
+    """One training step of every component: `component_step` vmapped over K.
 
-    Args:
-      loss_fn: `(params, model_state, *batch_args) -> (loss, model_state)` for
-        ONE component, its loss a mean over the (local) batch.
-      optimizer: applied per component (its state is stacked).
-      axis_name: mesh axis over which the batch is split (inside `shard_map`),
-        or None. The gradient is that of the global mean loss: the local mean
-        loss is averaged over the axis (`pmean`) BEFORE differentiating. The
-        parameters are replicated, so differentiation already sums their
-        cotangents over the axis; averaging the gradients afterwards instead
-        would make them wrong by the device count.
-    Returns:
-      `step(stack, *batch_args [K, B, ...]) -> (stack, loss [K])`.
+    Returns `step(stack, *batch_args [K, B, ...]) -> (stack, loss [K])`.
     """
-    def global_loss(params, model_state, *batch_args):
-        loss, model_state = loss_fn(params, model_state, *batch_args)
-        if axis_name is None:
-            return loss, model_state
-        return jax.lax.pmean((loss, model_state), axis_name)
-
-    def one(params, model_state, opt_state, *batch_args):
-        (loss, model_state), grads = jax.value_and_grad(global_loss, has_aux=True)(
-            params, model_state, *batch_args)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), model_state, opt_state, loss
-
-    vmapped = jax.vmap(one)
+    vmapped = jax.vmap(component_step)
 
     def step(stack: Stack, *batch_args):
         params, model_state, opt_state, loss = vmapped(
@@ -66,6 +41,18 @@ def update_fn(loss_fn: Callable[..., tuple[jax.Array, PyTree]],
         return Stack(params=params, model_state=model_state, opt_state=opt_state), loss
 
     return step
+
+
+def update_fn(loss_fn: Callable[..., tuple[jax.Array, PyTree]],
+              optimizer: optax.GradientTransformation,
+              axis_name: str | None = None) -> Callable[..., tuple[Stack, jax.Array]]:
+    """One gradient step for all K components on a per-component `loss_fn`.
+
+    See `models.base.gradient_step` for `loss_fn` and how `axis_name` keeps
+    the gradient that of the global batch. Returns
+    `step(stack, *batch_args [K, B, ...]) -> (stack, loss [K])`.
+    """
+    return vmap_step(gradient_step(loss_fn, optimizer, axis_name))
 
 
 def select(mask: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:

@@ -27,7 +27,7 @@ import optax
 from competitive_mixtures import assign
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
-from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.models.base import LinenModel, gradient_step
 from competitive_mixtures.state import Stack
 
 _BATCH = P(None, sharding.AXIS)
@@ -65,27 +65,33 @@ def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.
     return carry, loss.sum(0), active.sum(0)
 
 
-def _sharded_update(loss_fn: Callable, optimizer: optax.GradientTransformation, mesh: Mesh,
-                    num_batch_args: int) -> Callable:
-    """`stacking.update_fn` as a per-device program: state replicated, batch args split on B."""
-    update = stacking.update_fn(loss_fn, optimizer, axis_name=sharding.AXIS)
-    return jax.shard_map(update, mesh=mesh, in_specs=(P(),) + (_BATCH,) * num_batch_args,
-                         out_specs=(P(), P()))
+def _sharded(component_step: Callable, mesh: Mesh, num_batch_args: int) -> Callable:
+    """A component step vmapped over K as a per-device program: state replicated,
+    batch args split on B (their axis 1)."""
+    return jax.shard_map(stacking.vmap_step(component_step), mesh=mesh,
+                         in_specs=(P(),) + (_BATCH,) * num_batch_args, out_specs=(P(), P()))
 
 
 def _constrain(x: jax.Array, mesh: Mesh) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh))
 
 
-def make_m_step(model: LinenModel, optimizer: optax.GradientTransformation,
-                batch_size: int, chunk: int, mesh: Mesh, unroll: bool = False) -> Callable:
+def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
+                unroll: bool = False) -> Callable:
     """M-step: every component trains on batches from its own training set.
+
+    A step gives each component `batch_size` points drawn from its set, or
+    `batch_size` examples of `model.draws_per_example` points (a GAN whose
+    critic takes several steps per generator step), and the noise its loss
+    takes; `model.make_step` does the component's update.
 
     Returns a jitted
     `m_step(gen, x [N, ...], sets, num_steps [K], offset, key) -> (gen, loss_sum [K], steps [K])`
     that donates `gen`. `x` is replicated on every device.
     """
-    update = _sharded_update(model.loss, optimizer, mesh, num_batch_args=2)
+    update = _sharded(model.make_step(optimizer, axis_name=sharding.AXIS), mesh,
+                      num_batch_args=2)
+    draws = model.draws_per_example  # None: one point per example.
 
     @functools.partial(jax.jit, donate_argnums=0)
     def m_step(gen: Stack, x: jax.Array, sets: assign.TrainingSets, num_steps: jax.Array,
@@ -94,9 +100,11 @@ def make_m_step(model: LinenModel, optimizer: optax.GradientTransformation,
 
         def step(gen, step_key):
             index_key, noise_key = jax.random.split(step_key)
-            index = _constrain(assign.sample_training_points(sets, index_key, batch_size), mesh)
+            index = assign.sample_training_points(sets, index_key, batch_size * (draws or 1))
+            if draws:
+                index = index.reshape(k, batch_size, draws)
             noise = jax.random.normal(noise_key, (k, batch_size) + model.noise_shape)
-            return update(gen, x[index], _constrain(noise, mesh))
+            return update(gen, x[_constrain(index, mesh)], _constrain(noise, mesh))
 
         return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll)
 
@@ -124,7 +132,8 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
     `disc_step(disc, gen, x, num_steps, offset, key) -> (disc, loss_sum [K], steps [K])`
     that donates `disc`.
     """
-    update = _sharded_update(discriminator_loss(disc_model), optimizer, mesh, num_batch_args=1)
+    update = _sharded(gradient_step(discriminator_loss(disc_model), optimizer, sharding.AXIS),
+                      mesh, num_batch_args=1)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def disc_step(disc: Stack, gen: Stack, x: jax.Array, num_steps: jax.Array,

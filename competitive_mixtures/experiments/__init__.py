@@ -1,8 +1,32 @@
 """Experiments that run several configurations and collect their results."""
 
+import json
+import os
+
 from absl import flags
+import numpy as np
 
 from competitive_mixtures import config as config_lib
+from competitive_mixtures import train
+from competitive_mixtures.metrics import report
 
 CONFIG_DIR = flags.DEFINE_string("config_dir", config_lib.CONFIG_DIR,
                                  "Folder holding the experiment configs (configs/).")
+
+
+def run_one(config, workdir: str) -> dict:
+    """Trains (or resumes) one run and evaluates it once; returns eval.json's content."""
+    eval_path = os.path.join(workdir, "eval.json")
+    if os.path.exists(eval_path):
+        with open(eval_path) as f:
+            result = json.load(f)
+        if result["round"] == config.num_rounds:
+            return result
+    train.train_and_evaluate(config, workdir)
+    return report.evaluate_run(workdir, num_samples=config.eval.num_samples)
+
+
+def mean_std(values) -> str:
+    """'mean +- std' of a list of numbers, two decimals."""
+    values = np.asarray(values, float)
+    return f"{values.mean():.2f} +- {values.std():.2f}"

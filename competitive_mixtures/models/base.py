@@ -19,13 +19,49 @@ Non-parameter collections (e.g. batch statistics) are the component's
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 PyTree = Any
+
+# One component's training step:
+# `(params, model_state, opt_state, *batch_args) -> (params, model_state, opt_state, loss)`.
+ComponentStep = Callable[..., tuple[PyTree, PyTree, PyTree, jax.Array]]
+
+
+def gradient_step(loss_fn: Callable[..., tuple[jax.Array, PyTree]],
+                  optimizer: optax.GradientTransformation,
+                  axis_name: str | None = None) -> ComponentStep:
+    """One optimizer step of one network on `loss_fn`.
+
+    Args:
+      loss_fn: `(params, model_state, *batch_args) -> (loss, model_state)`, the
+        loss a mean over the (local) batch.
+      optimizer: the network's optimizer.
+      axis_name: mesh axis over which the batch is split (inside `shard_map`),
+        or None. The gradient is that of the global mean loss: the local mean
+        loss is averaged over the axis (`pmean`) BEFORE differentiating. The
+        parameters are replicated, so differentiation already sums their
+        cotangents over the axis; averaging the gradients afterwards instead
+        would make them wrong by the device count.
+    """
+    def global_loss(params, model_state, *batch_args):
+        loss, model_state = loss_fn(params, model_state, *batch_args)
+        if axis_name is None:
+            return loss, model_state
+        return jax.lax.pmean((loss, model_state), axis_name)
+
+    def step(params, model_state, opt_state, *batch_args):
+        (loss, model_state), grads = jax.value_and_grad(global_loss, has_aux=True)(
+            params, model_state, *batch_args)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), model_state, opt_state, loss
+
+    return step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +73,10 @@ class LinenModel:
     @property
     def is_generator(self) -> bool:
         return hasattr(self.module, "loss_noise_shape")
+
+    # A training batch is `[B, *data_shape]`; models that take several points
+    # per example (`[B, draws, *data_shape]`) set how many.
+    draws_per_example = None
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
@@ -67,6 +107,11 @@ class LinenModel:
         loss, mutated = self.module.apply({"params": params, **model_state}, x, noise,
                                           train=True, mutable=list(model_state))
         return loss, {**model_state, **mutated}
+
+    def make_step(self, optimizer: optax.GradientTransformation,
+                  axis_name: str | None = None) -> ComponentStep:
+        """One training step on a batch `(x [B, *data_shape], noise [B, *noise_shape])`."""
+        return gradient_step(self.loss, optimizer, axis_name)
 
     def sample(self, params: PyTree, model_state: PyTree, key: jax.Array, n: int) -> jax.Array:
         """`n` samples `[n, *data_shape]`."""

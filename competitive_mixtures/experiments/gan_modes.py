@@ -1,0 +1,101 @@
+"""Mode coverage of competitive GANs vs one GAN on the ring of 8 and the grid of 25.
+
+python -m competitive_mixtures.experiments.gan_modes --workdir=runs/gan_modes [--seeds=3]
+    [--loss=ns|wgan_gp] [--preset=quick|tiny]
+
+For every seed runs `configs/gan_ring.py` on the ring (K=8) and the grid
+(K=10), competitive and single, each in `WORKDIR/{data}/{method}/seed{S}`
+(finished runs are skipped, stopped ones resume). Both methods take the same
+number of generator updates in total (see configs/gan_ring.py). Writes
+`WORKDIR/gan_modes.md`: modes covered, share of high-quality samples (within
+3 standard deviations of a centre) and KDE log-likelihood, mean +- std over
+seeds, and `WORKDIR/samples_{data}.png`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import numpy as np
+
+from competitive_mixtures import config as config_lib
+from competitive_mixtures import experiments
+from competitive_mixtures import plots
+from competitive_mixtures import train
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method and dataset.")
+_LOSS = flags.DEFINE_enum("loss", "ns", ["ns", "wgan_gp"], "GAN loss of every run.")
+_PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "tiny"],
+                            "quick: about a minute per run on a CPU; tiny: tests.")
+
+DATASETS = ("ring", "grid")
+METHODS = ("competitive", "single")
+
+
+def config_for(config_dir: str, data: str, method: str, loss: str, preset: str, seed: int):
+    parts = [f"data={data}", f"strategy={method}", f"loss={loss}"]
+    if preset == "tiny":
+        parts.append("tiny")
+    config = config_lib.load_config_file("gan_ring", ",".join(parts), config_dir)
+    config.seed = seed
+    config.data.seed = seed
+    return config
+
+
+def write_table(results: dict, seeds: int, loss: str, path: str) -> str:
+    lines = [f"# Competitive GANs vs one GAN ({loss} loss, {seeds} seed(s); "
+             "mean +- std over seeds)", ""]
+    rows = (("modes covered", lambda r: r["modes"]["modes_covered"]),
+            ("high-quality share", lambda r: r["modes"]["high_quality_share"]),
+            ("KDE log-likelihood", lambda r: r["kde"]["log_likelihood"]))
+    lines += ["| data | metric | competitive | single |", "|---|---|---|---|"]
+    for data in DATASETS:
+        k = results[data]["competitive"][0]["num_components"]
+        for name, getter in rows:
+            cells = [experiments.mean_std([getter(r) for r in results[data][m]])
+                     for m in METHODS]
+            lines.append(f"| {data} (K={k}) | {name} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def sample_figure(workdir: str, data: str, path: str, num_samples: int = 5000) -> None:
+    panels = []
+    for method in METHODS:
+        _, programs, state = train.restore_run(os.path.join(workdir, data, method, "seed0"))
+        samples, component = train.draw_samples(programs.gen_model, state.gen, state.alpha,
+                                                jax.random.PRNGKey(0), num_samples)
+        panels.append((method, samples, component))
+    with np.load(os.path.join(workdir, data, "competitive", "seed0", "heldout.npz")) as f:
+        heldout = f["x"]
+    plots.sample_panels(path, heldout, panels, title=f"{data}: samples (grey: held-out data)")
+
+
+def main(argv):
+    del argv
+    results = {d: {m: [] for m in METHODS} for d in DATASETS}
+    for seed in range(_SEEDS.value):
+        for data in DATASETS:
+            for method in METHODS:
+                config = config_for(experiments.CONFIG_DIR.value, data, method, _LOSS.value,
+                                    _PRESET.value, seed)
+                run = os.path.join(_WORKDIR.value, data, method, f"seed{seed}")
+                logging.info("gan_modes: %s, %s, seed %d -> %s", data, method, seed, run)
+                results[data][method].append(experiments.run_one(config, run))
+    text = write_table(results, _SEEDS.value, _LOSS.value,
+                       os.path.join(_WORKDIR.value, "gan_modes.md"))
+    for data in DATASETS:
+        sample_figure(_WORKDIR.value, data, os.path.join(_WORKDIR.value, f"samples_{data}.png"))
+    print(text)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir"])
+    app.run(main)

@@ -1,0 +1,68 @@
+"""Competitive DCGANs with spectral normalisation vs one GAN: the capacity ablation
+of Locatello et al. (2018), Sec. 5.3, Table 4 (3 GANs vs 1 at 64/128/256/512 filters).
+
+Usage: --config=configs/celeba_gan.py[:ARGS], ARGS a comma-separated list of
+  filters=64|128|256|512  the widest conv layer of generator and critic (default 64);
+  strategy=NAME           competitive (default, K=3) or single (one GAN, same size);
+  k=INT                   number of components;
+  loss=ns|wgan_gp         GAN loss (default non-saturating);
+  digits                  the CPU variant: the 5,000 offline MNIST digits (28x28)
+                          with the discriminators of configs/mnist.py:offline;
+  small                   a seconds-long smoke run (with or without digits).
+CelebA comes from tensorflow-datasets as in configs/celeba.py, whose
+assignment discriminators and schedule this reuses.
+Example: --config=configs/celeba_gan.py:filters=128,strategy=single
+"""
+
+import os
+
+from competitive_mixtures import config as config_lib
+
+
+def get_config(arg=None):
+    args = config_lib.parse_arg(arg, {"filters", "strategy", "k", "loss", "digits", "small"},
+                                "configs/celeba_gan.py")
+    here = os.path.dirname(os.path.abspath(__file__))
+    if args.get("digits"):
+        c = config_lib.load_config_file("mnist", "offline", here)
+    else:
+        c = config_lib.load_config_file("celeba", None, here)
+    c.model.family = "gan"
+    c.model.kernel = 4
+    c.model.latent = 32 if args.get("digits") else 128
+    c.model.batch_norm = True
+    # DCGAN / SNGAN optimiser: Adam(2e-4, beta1=0.5) for generator and critic.
+    c.model.learning_rate = 2e-4
+    c.model.b1, c.model.b2 = 0.5, 0.999
+    c.gan.critic_learning_rate = 2e-4
+    c.gan.critic_b1, c.gan.critic_b2 = 0.5, 0.999
+    c.gan.spectral_norm = True
+    c.gan.filters = int(args.get("filters", 64))
+    c.gan.loss = args.get("loss", "ns")
+    if c.gan.loss == "wgan_gp":
+        c.gan.critic_steps = 5
+        c.model.b2 = c.gan.critic_b2 = 0.9
+    c.strategy = args.get("strategy", "competitive")
+    c.num_components = 1 if c.strategy == "single" else int(args.get("k", 3))
+    if args.get("digits"):
+        c.pretrain_epochs = 5
+        c.epochs_per_round = 5
+        c.num_rounds = 3
+        c.eval.num_samples = 2000
+    if args.get("small"):
+        c.data.num_points = 300
+        c.data.num_heldout = 100
+        c.num_components = min(c.num_components, 2)
+        c.gan.filters = min(c.gan.filters, 8)
+        c.model.latent = 8
+        c.disc.channels = (4, 8, 8)
+        c.pretrain_epochs = 1
+        c.epochs_per_round = 1
+        c.num_rounds = 1
+        c.balance.min_points = 20
+        c.batch_size = 16
+        c.disc.batch_size = 16
+        c.assign.batch_size = 100
+        c.eval.num_samples = 100
+        c.steps_per_chunk = 8
+    return c
