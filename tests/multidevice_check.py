@@ -20,12 +20,13 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from competitive_mixtures import assign, data as data_lib, sharding, train  # noqa: E402
+from competitive_mixtures.models import gan  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def load_config(arg):
-    spec = importlib.util.spec_from_file_location("synthetic", REPO / "configs" / "synthetic.py")
+def load_config(arg, name="synthetic"):
+    spec = importlib.util.spec_from_file_location(name, REPO / "configs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config(arg)
@@ -47,10 +48,28 @@ def sgd_step_on(mesh, config, dataset):
     k, b = config.num_components, config.batch_size
     batch = x[jax.random.randint(jax.random.PRNGKey(3), (k, b), 0, x.shape[0])]
     noise = jax.random.normal(jax.random.PRNGKey(4), (k, b) + model.noise_shape)
-    update = train.steps._sharded_update(model.loss, optax.sgd(1.0), mesh, 2)
+    update = train.steps._sharded(model.make_step(optax.sgd(1.0), sharding.AXIS), mesh, 2)
     stack = state.gen.replace(opt_state=jax.vmap(optax.sgd(1.0).init)(state.gen.params))
     new, loss = jax.jit(update)(stack, batch, noise)
     return jax.device_get(new.params), np.asarray(loss)
+
+
+def gan_steps_on(mesh, config, dataset, steps):
+    """`steps` M-steps of GAN components (alternating critic and generator updates).
+
+    Plain SGD: the Wasserstein critic's loss has gradients that cancel exactly
+    (e.g. its output bias), and Adam's first steps turn their float noise,
+    which depends on the summation order, into steps of size lr.
+    """
+    programs = train.make_programs(config, dataset.data_shape, mesh)
+    optimizer = gan.GANOptimizers(optax.sgd(0.01), optax.sgd(0.01))
+    x = jax.device_put(dataset.x, sharding.replicated(mesh))
+    state = train.init_state(config, programs, x)
+    stack = state.gen.replace(opt_state=jax.vmap(optimizer.init)(state.gen.params))
+    m_step = train.steps.make_m_step(programs.gen_model, optimizer, config.batch_size, 8, mesh)
+    num = jnp.full((config.num_components,), steps, jnp.int32)
+    gen, loss, _ = m_step(stack, x, state.sets, num, jnp.int32(0), jax.random.PRNGKey(1))
+    return jax.device_get(gen.params), np.asarray(loss)
 
 
 def steps_on(mesh, config, dataset, steps):
@@ -87,6 +106,14 @@ def main():
     (p1, l1), (p8, l8) = sgd_step_on(one, config, dataset), sgd_step_on(eight, config, dataset)
     out["sgd_step_params"] = max_diff(p1, p8)
     out["sgd_step_loss"] = max_diff(l1, l8)
+
+    # GAN components with the gradient penalty and two critic steps per step.
+    gan_config = load_config("tiny,loss=wgan_gp", "gan_ring")
+    gan_config.gan.critic_steps = 2
+    gan_data = data_lib.load(gan_config)
+    (g1, gl1), (g8, gl8) = (gan_steps_on(mesh, gan_config, gan_data, 3) for mesh in (one, eight))
+    out["gan_m_step_params"] = max_diff(g1, g8)
+    out["gan_m_step_loss"] = max_diff(gl1, gl8)
 
     # The assignment arithmetic on identical scores: must match exactly.
     scores = a["scores"]

@@ -44,6 +44,12 @@ def test_m_step_and_discriminator_step_match(report):
     assert report["scores"] < RTOL
 
 
+def test_gan_m_step_matches(report):
+    """GAN components (critic steps with a gradient penalty, then the generator)."""
+    assert report["gan_m_step_params"] < RTOL
+    assert report["gan_m_step_loss"] < RTOL
+
+
 @pytest.mark.parametrize("mesh", ["one", "eight"])
 def test_sharded_assignment_pass_is_identical(report, mesh):
     for what in ("owner", "count", "best", "alpha", "order"):
