@@ -13,7 +13,10 @@ from typing import Any
 
 import ml_collections
 
-STRATEGIES = ("competitive", "bagging", "single")
+from competitive_mixtures import boosting
+
+STRATEGIES = ("competitive", "bagging", "single", "boosting")
+RATIO_KINDS = ("discriminator", "kernel", "multiclass")
 MODEL_FAMILIES = ("vae", "kmeans", "conv_vae")
 DATASETS = ("gaussians", "ring", "grid", "mnist_offline", "mnist", "celeb_a")
 IMAGE_DATASETS = ("mnist_offline", "mnist", "celeb_a")
@@ -108,6 +111,32 @@ def base_config() -> ml_collections.ConfigDict:
     # Bags drawn with replacement (N // K points each) instead of a disjoint split.
     c.bagging.bootstrap = False
 
+    c.boosting = ml_collections.ConfigDict()
+    # AdaGAN (strategy='boosting'): component t trains on data drawn with the
+    # weights of boosting.py, then alpha <- (1 - beta_t) alpha + beta_t e_t.
+    # beta schedule: 'constant' (boosting.beta), '1/t' (uniform mixture) or
+    # 'one' (beta = 1: each new component replaces the mixture; the theory's limit).
+    c.boosting.beta_schedule = "constant"
+    c.boosting.beta = 0.5
+    # Data weights: 'star' (AdaGAN's lambda*) or 'dagger' (its lambda-dagger variant).
+    c.boosting.weights = "star"
+
+    c.ratio = ml_collections.ConfigDict()
+    # Density-ratio estimator of the assignment pass (and of boosting's weights):
+    # 'discriminator' (K binary, config.disc), 'kernel' (kernel mean matching)
+    # or 'multiclass' (one (K+1)-way classifier shaped and trained like config.disc).
+    c.ratio.kind = "discriminator"
+    c.ratio.kernel = ml_collections.ConfigDict()
+    # Samples drawn from each component per assignment pass.
+    c.ratio.kernel.samples = 2048
+    # Ridge: r = (N/n) (K_dd + N * eps * I)^-1 K_dm 1.
+    c.ratio.kernel.eps = 1e-3
+    # Gaussian kernel width as a multiple of the median distance between data points.
+    c.ratio.kernel.width = 1.0
+    # Exact solve up to this many data points; Nystrom approximation beyond.
+    c.ratio.kernel.exact_max = 4096
+    c.ratio.kernel.landmarks = 1024
+
     c.balance = ml_collections.ConfigDict()
     # A component that wins fewer points trains on its `min_points` best-scoring points.
     c.balance.min_points = 200
@@ -189,6 +218,30 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  "True only with strategy='bagging'")
     if config.strategy == "single":
         _require(k == 1, "num_components", k, "1 with strategy='single'")
+    if config.strategy == "boosting":
+        _require(config.num_rounds + 1 >= k, "num_rounds", config.num_rounds,
+                 f"at least num_components - 1 = {k - 1} with strategy='boosting' (rounds "
+                 "0..num_rounds are dealt to the components one after another)")
+        _require(config.model.family != "kmeans", "model.family", config.model.family,
+                 "not 'kmeans' with strategy='boosting' (its exact M-step ignores data weights)")
+    _require(config.boosting.beta_schedule in boosting.BETA_SCHEDULES, "boosting.beta_schedule",
+             config.boosting.beta_schedule, f"one of {boosting.BETA_SCHEDULES}")
+    _require(0.0 < config.boosting.beta <= 1.0, "boosting.beta", config.boosting.beta,
+             "a number in (0, 1]")
+    _require(config.boosting.weights in boosting.WEIGHTINGS, "boosting.weights",
+             config.boosting.weights, f"one of {boosting.WEIGHTINGS}")
+    _require(config.ratio.kind in RATIO_KINDS, "ratio.kind", config.ratio.kind,
+             f"one of {RATIO_KINDS}")
+    if config.model.family == "kmeans":
+        _require(config.ratio.kind == "discriminator", "ratio.kind", config.ratio.kind,
+                 "'discriminator' with model.family='kmeans' (it assigns by exact likelihood)")
+    kc = config.ratio.kernel
+    for field, value in (("samples", kc.samples), ("exact_max", kc.exact_max),
+                         ("landmarks", kc.landmarks)):
+        _require(isinstance(value, int) and value >= 1, f"ratio.kernel.{field}", value,
+                 "an integer >= 1")
+    for field, value in (("eps", kc.eps), ("width", kc.width)):
+        _require(value > 0, f"ratio.kernel.{field}", value, "a number > 0")
     _require(config.model.family in MODEL_FAMILIES, "model.family", config.model.family,
              f"one of {MODEL_FAMILIES}")
     _require(config.data.name in DATASETS, "data.name", config.data.name,

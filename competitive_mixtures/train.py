@@ -5,6 +5,10 @@ One round (paper, Algorithm 1):
      pre-training split, for `pretrain_epochs`; later rounds `epochs_per_round`).
   2. Discriminator fit: D_j learns data (whole dataset) vs samples of g_j.
   3. Assignment pass: log ratios of all N points -> owners, alphas, training sets.
+The density ratios come from the estimator `config.ratio.kind` (`ratio/`).
+Strategy 'boosting' (AdaGAN) trains one component per stage of rounds and runs
+steps 2-3 only when a stage ends, to add that component to the mixture and
+draw the next one's re-weighted data (`_add_component`).
 A checkpoint of the whole state is written after every round; rerunning the
 same command resumes from the newest one.
 """
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Any
@@ -26,11 +29,13 @@ import ml_collections
 import numpy as np
 import optax
 
+from competitive_mixtures import boosting
 from competitive_mixtures import checkpointing
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import models
 from competitive_mixtures import plots
+from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
@@ -44,6 +49,8 @@ from competitive_mixtures.state import MixtureState
 # Random streams folded into the run's key; round r uses stream r.
 _INIT_STREAM = 2**31 - 1
 _EVAL_STREAM = 2**31 - 2
+# Stream of the density-ratio estimate and of boosting's draws, folded into round r's key.
+_RATIO_STREAM = 2**31 - 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +67,10 @@ class Programs:
     score: Any
     assigner: Any
     strategy: strategies.Strategy
+    # The density-ratio estimator (`ratio/`); `disc_model`, `disc_optimizer`,
+    # `disc_step` and `score` are its network, optimizer, fit step and batch
+    # scorer (None for the kernel estimator, which trains nothing).
+    ratio: Any
     # The k-means model of Lemma 2: exact M-step and exact-likelihood assignment.
     exact: bool
 
@@ -72,28 +83,20 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
                          ("disc.batch_size", config.disc.batch_size)):
         sharding.check_divisible(value, mesh, field)
     gen_model = models.generator(config, data_shape)
-    disc_model = models.discriminator_model(config, data_shape)
     gen_optimizer = optax.adam(config.model.learning_rate, b1=config.model.b1,
                                b2=config.model.b2)
-    if config.disc.optimizer == "sgd":
-        disc_optimizer = optax.sgd(config.disc.learning_rate)
-    else:
-        disc_optimizer = optax.adam(config.disc.learning_rate, b1=config.disc.b1,
-                                    b2=config.disc.b2)
+    estimator = ratio_lib.make(config, gen_model, data_shape, mesh)
     exact = config.model.family == "kmeans"
     return Programs(
-        gen_model=gen_model, disc_model=disc_model, gen_optimizer=gen_optimizer,
-        disc_optimizer=disc_optimizer,
+        gen_model=gen_model, disc_model=estimator.model, gen_optimizer=gen_optimizer,
+        disc_optimizer=estimator.optimizer,
         mesh=mesh,
         m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size,
                                  config.steps_per_chunk, mesh, config.unroll_steps),
-        disc_step=steps.make_disc_step(disc_model, gen_model, disc_optimizer,
-                                       config.disc.batch_size, config.steps_per_chunk, mesh,
-                                       config.unroll_steps),
-        score=steps.make_scorer(gen_model if exact else disc_model, exact, mesh,
-                                config.assign.sequential_components),
+        disc_step=estimator.step,
+        score=steps.make_scorer(gen_model, exact, mesh) if exact else estimator.score,
         assigner=steps.make_assigner(mesh, config.balance.min_points, not exact),
-        strategy=strategies.get(config.strategy), exact=exact)
+        strategy=strategies.get(config.strategy), ratio=estimator, exact=exact)
 
 
 def _example_batch(x: jax.Array, key: jax.Array, size: int = 256) -> jax.Array:
@@ -115,8 +118,7 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
         round=jnp.zeros((), jnp.int32),
         gen=stacking.init(programs.gen_model, programs.gen_optimizer,
                           jax.random.split(gen_key, k), example),
-        disc=stacking.init(programs.disc_model, programs.disc_optimizer,
-                           jax.random.split(disc_key, k), example),
+        disc=programs.ratio.init(disc_key, example),
         owner=owner, alpha=programs.strategy.alpha(sets.count), sets=sets, rng=rng)
     return sharding.replicate(state, programs.mesh)
 
@@ -126,16 +128,7 @@ def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args):
 
     Returns the carry and the mean loss per component over the steps it took.
     """
-    k = num_steps.shape[0]
-    loss_sum, taken = np.zeros(k), np.zeros(k)
-    num_steps_dev = jnp.asarray(num_steps, jnp.int32)
-    for offset in range(0, int(num_steps.max(initial=0)), chunk):
-        carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
-                                                 jnp.int32(offset), key)
-        # Fetching the sums each chunk also keeps the host in step with the device.
-        loss_sum += np.asarray(chunk_loss)
-        taken += np.asarray(chunk_taken)
-    return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
+    return ratio_lib.base.run_chunks(step_fn, carry, num_steps, chunk, key, *args)
 
 
 def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.ndarray,
@@ -163,19 +156,49 @@ def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
     `x` may live on the host (numpy) or on the devices; each batch is split
     over the devices and padded to one compiled shape.
     """
-    n = x.shape[0]
-    devices = programs.mesh.devices.size
-    batch_size = -(-min(batch_size, n) // devices) * devices
-    points = sharding.points_sharding(programs.mesh)
-    parts = []
-    for begin in range(0, n, batch_size):
-        batch = np.asarray(x[begin:begin + batch_size])
-        valid = batch.shape[0]
-        if valid < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - valid,) + batch.shape[1:],
-                                                    batch.dtype)])
-        parts.append(programs.score(stack, sharding.put(batch, points))[:valid])
-    return jnp.concatenate(parts)
+    return ratio_lib.base.stream_scores(programs.score, programs.mesh, stack, x, batch_size)
+
+
+def _add_component(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
+                   gen, x: jax.Array, disc_key, init_key, ratio_key, record: dict):
+    """The end of a boosting stage (AdaGAN): the component just trained joins the mixture.
+
+    alpha <- (1 - beta_t) alpha + beta_t e_t; the ratio estimator is fitted to
+    the data vs the mixture's components; each point's owner becomes its most
+    responsible component; unless this was the last component, the next one's
+    training set is drawn with the AdaGAN weights (`boosting.py`). Returns
+    (disc, owner, alpha, sets); `record` gets the stage's figures.
+    """
+    r, k, n = int(state.round), config.num_components, x.shape[0]
+    c = config.boosting
+    stage = boosting.stage(r, config.num_rounds, k)
+    alpha = boosting.add_component(state.alpha, stage, boosting.beta(c.beta_schedule, stage,
+                                                                      c.beta))
+    tick = time.perf_counter()
+    disc, fitted = programs.ratio.fit(state.disc, gen, x, disc_key, init_key,
+                                      np.asarray(alpha) > 0)
+    record.update(fitted)
+    jax.block_until_ready(disc)
+    record["seconds_disc"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    score_key, draw_key = jax.random.split(ratio_key)
+    log_ratio = programs.ratio.log_ratios(disc, gen, x, score_key)
+    owner = boosting.owners(log_ratio, alpha)
+    sets = state.sets
+    summary = {"stage": stage}
+    if stage + 1 < k:
+        beta_next = boosting.beta(c.beta_schedule, stage + 1, c.beta)
+        weights = boosting.next_weights(log_ratio, alpha, beta_next, c.weights)
+        sets = strategies.boosting_sets(boosting.draw_training_points(draw_key, weights, n),
+                                        stage + 1, k)
+        w = np.asarray(weights)
+        summary.update(beta_next=beta_next, zero_weight_share=float(np.mean(w == 0)),
+                       max_weight_times_n=float(w.max() * n))
+    jax.block_until_ready(sets)
+    record["seconds_assign"] = time.perf_counter() - tick
+    record["boosting"] = summary
+    return disc, owner, alpha, sets
 
 
 def run_round(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
@@ -210,27 +233,28 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     record["seconds_m_step"] = time.perf_counter() - start
 
     disc, owner, alpha, sets = state.disc, state.owner, state.alpha, state.sets
+    ratio_key = jax.random.fold_in(jax.random.fold_in(state.rng, r), _RATIO_STREAM)
     if programs.strategy.reassigns:
         tick = time.perf_counter()
         if not programs.exact:
-            if config.disc.reinit_each_round:
-                example = _example_batch(x, reinit_key)
-                disc = stacking.init(programs.disc_model, programs.disc_optimizer,
-                                     jax.random.split(reinit_key, k), example)
-            disc_steps = math.ceil(config.disc.epochs * x.shape[0] / config.disc.batch_size)
-            disc, disc_loss = _run_chunks(programs.disc_step, disc, np.full(k, disc_steps),
-                                          config.steps_per_chunk, disc_key, gen, x)
-            record["disc_loss"] = [float(v) for v in disc_loss]
+            disc, fitted = programs.ratio.fit(disc, gen, x, disc_key, reinit_key,
+                                              np.ones(k, bool))
+            record.update(fitted)
         jax.block_until_ready(disc)
         record["seconds_disc"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        scores = score_dataset(programs, gen if programs.exact else disc, x,
-                               config.assign.batch_size)
+        if programs.exact:
+            scores = score_dataset(programs, gen, x, config.assign.batch_size)
+        else:
+            scores = programs.ratio.log_ratios(disc, gen, x, ratio_key)
         result, sets = programs.assigner(scores)
         owner, alpha = result.owner, result.alpha
         jax.block_until_ready(owner)
         record["seconds_assign"] = time.perf_counter() - tick
+    elif programs.strategy.boosts and boosting.stage_ends(r, config.num_rounds, k):
+        disc, owner, alpha, sets = _add_component(config, programs, state, gen, x, disc_key,
+                                                  reinit_key, ratio_key, record)
 
     # One placement for the whole state, so every round calls the steps with
     # the same input shardings (no recompilation).
@@ -238,7 +262,7 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         state.replace(round=jnp.int32(r + 1), gen=gen, disc=disc, owner=owner, alpha=alpha,
                       sets=sets),
         programs.mesh)
-    record["counts"] = [int(c) for c in np.asarray(sets.count)]
+    record["counts"] = np.bincount(np.asarray(owner), minlength=k).tolist()
     record["alphas"] = [float(a) for a in np.asarray(alpha)]
     record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(sets.balanced))]
     record["seconds"] = time.perf_counter() - start

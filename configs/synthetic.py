@@ -2,8 +2,10 @@
 
 Usage: --config=configs/synthetic.py[:ARGS], ARGS a comma-separated list of
   modes=3|5|9   which dataset (K defaults to the number of modes), default 3;
+  data=NAME     gaussians (default), ring (8 modes) or grid (25 modes);
   k=INT         number of components;
-  strategy=NAME competitive (default), bagging or single (single sets k=1);
+  strategy=NAME competitive (default), bagging, single (sets k=1) or boosting;
+  ratio=KIND    density-ratio estimator: discriminator (default), kernel, multiclass;
   hidden=INT    units in each of the two hidden layers of the VAE (default 50);
   vae150        the paper's larger single model: strategy=single, hidden=150;
   paper         the paper's schedule (64k points, 10 epochs per round, ...);
@@ -16,15 +18,18 @@ from competitive_mixtures import config as config_lib
 
 def get_config(arg=None):
     args = config_lib.parse_arg(
-        arg, {"modes", "k", "strategy", "hidden", "vae150", "paper", "tiny"},
+        arg, {"modes", "data", "k", "strategy", "ratio", "hidden", "vae150", "paper", "tiny"},
         "configs/synthetic.py")
     if args.get("vae150"):
         args.update(strategy="single", hidden="150")
     c = config_lib.base_config()
-    c.data.name = "gaussians"
+    c.data.name = args.get("data", "gaussians")
     c.data.modes = int(args.get("modes", 3))
+    # Modes of each set: the ring has 8, the grid 5 x 5.
+    num_modes = {"ring": 8, "grid": 25}.get(c.data.name, c.data.modes)
     c.strategy = args.get("strategy", "competitive")
-    c.num_components = 1 if c.strategy == "single" else int(args.get("k", c.data.modes))
+    c.ratio.kind = args.get("ratio", "discriminator")
+    c.num_components = 1 if c.strategy == "single" else int(args.get("k", num_modes))
     width = int(args.get("hidden", 50))
     c.model.hidden = (width, width)
 

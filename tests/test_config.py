@@ -32,6 +32,11 @@ def _set(field, value):
     return edit
 
 
+def _boosting_k5(c):
+    c.strategy = "boosting"
+    c.num_components = 5
+
+
 def _single_with_three(c):
     c.strategy = "single"
     c.num_components = 3
@@ -49,8 +54,17 @@ BAD = {
                        ["model.family", "'flow'", "'vae'", "'kmeans'"]),
     "unknown_data": (_set("data.name", "moons"),
                      ["data.name", "'moons'", "'gaussians'", "'ring'", "'grid'"]),
-    "unknown_strategy": (_set("strategy", "boosting"),
-                         ["strategy", "'boosting'", "'competitive'", "'bagging'", "'single'"]),
+    "unknown_strategy": (_set("strategy", "annealing"),
+                         ["strategy", "'annealing'", "'competitive'", "'bagging'", "'single'",
+                          "'boosting'"]),
+    "unknown_ratio_kind": (_set("ratio.kind", "flow"),
+                           ["ratio.kind", "'flow'", "'discriminator'", "'kernel'",
+                            "'multiclass'"]),
+    "boosting_beta_0": (_set("boosting.beta", 0.0), ["boosting.beta", "0.0", "(0, 1]"]),
+    "boosting_beta_schedule": (_set("boosting.beta_schedule", "1/t^2"),
+                               ["boosting.beta_schedule", "'1/t^2'", "'constant'", "'1/t'"]),
+    "boosting_too_few_rounds": (_boosting_k5, ["num_rounds", "2", "num_components - 1 = 4"]),
+    "kernel_eps_negative": (_set("ratio.kernel.eps", -1.0), ["ratio.kernel.eps", "> 0"]),
     "single_with_k3": (_single_with_three, ["num_components", "3", "strategy='single'"]),
     "gaussian_modes_4": (_set("data.modes", 4), ["data.modes", "4", "(3, 5, 9)"]),
 }

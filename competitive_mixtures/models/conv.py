@@ -237,6 +237,8 @@ class ConvDiscriminator(nn.Module):
     channels: Sequence[int] = (64, 128, 256)
     kernel: int = 4
     negative_slope: float = 0.2
+    # With outputs > 1: `[B, outputs]` logits of a classifier over that many classes.
+    outputs: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -244,4 +246,5 @@ class ConvDiscriminator(nn.Module):
         for width in self.channels:
             x = nn.Conv(width, (self.kernel, self.kernel), strides=(2, 2), padding='SAME')(x)
             x = nn.leaky_relu(x, self.negative_slope)
-        return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+        logits = nn.Dense(self.outputs)(x.reshape(x.shape[0], -1))
+        return logits[:, 0] if self.outputs == 1 else logits

@@ -1,0 +1,33 @@
+"""Density-ratio estimators for the assignment pass, chosen by `config.ratio.kind`.
+
+  discriminator  K binary classifiers, data vs samples of g_j (the paper's);
+  kernel         kernel mean matching, r = (N/n) (K_dd + N eps I)^-1 K_dm 1;
+  multiclass     one (K+1)-way classifier, data vs the K components' samples.
+
+Each returns log dP_gj/dP_X at the N data points as one `[N, K]` array, so
+`assign.py` is the same for all three (see `ratio.base.RatioEstimator`).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from competitive_mixtures.ratio import base
+from competitive_mixtures.ratio import discriminator
+from competitive_mixtures.ratio import kernel
+from competitive_mixtures.ratio import multiclass
+from competitive_mixtures.ratio.base import RatioEstimator
+
+KINDS = {"discriminator": discriminator.make, "kernel": kernel.make,
+         "multiclass": multiclass.make}
+
+__all__ = ["KINDS", "RatioEstimator", "base", "make"]
+
+
+def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
+         mesh) -> RatioEstimator:
+    """The estimator named by `config.ratio.kind` for data of `data_shape`."""
+    kind = config.ratio.kind
+    if kind not in KINDS:
+        raise ValueError(f"unknown ratio.kind {kind!r}; expected one of {sorted(KINDS)}")
+    return KINDS[kind](config, gen_model, data_shape, mesh)

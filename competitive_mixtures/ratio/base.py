@@ -1,0 +1,88 @@
+"""What every density-ratio estimator provides, and the host loops they share.
+
+An estimator turns K generators and the N data points into log density
+ratios `[N, K]`, log dP_gj/dP_X (x_i) up to a per-component constant, which
+`assign.assign` normalises over the dataset (assign eq. 2). Its trainable
+part (networks, optimizer states; empty for the kernel estimator) lives in
+`MixtureState.disc` as a `Stack`, so it is checkpointed with the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from competitive_mixtures import sharding
+from competitive_mixtures.state import Stack
+
+
+class RatioEstimator(Protocol):
+    """The interface `train.run_round` uses (see `ratio/__init__.py` for the kinds)."""
+
+    kind: str
+
+    def init(self, key: jax.Array, example: jax.Array) -> Stack:
+        """The estimator's fresh trainable state; `example` is `[B, *data_shape]`."""
+
+    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
+            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
+        """Fits to data `x` `[N, ...]` vs samples of the generators `gen` whose
+        `active` (`[K]` bool) entry is set; returns the state and a record
+        (losses) for `metrics.jsonl`."""
+
+    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
+        """`[N, K]` float32 log dP_gj/dP_X at every data point."""
+
+
+def example_batch(x: jax.Array, key: jax.Array, size: int = 256) -> jax.Array:
+    """`[size, ...]` points drawn with replacement: the shape to initialise networks with."""
+    return x[jax.random.randint(key, (size,), 0, x.shape[0])]
+
+
+def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
+               key: jax.Array, *args) -> tuple[Any, np.ndarray]:
+    """Calls a chunked step until every component has taken its `num_steps` `[K]`.
+
+    `step_fn(carry, *args, num_steps, offset, key) -> (carry, loss_sum [K], taken [K])`.
+    Returns the carry and the mean loss per component over the steps it took
+    (NaN where it took none).
+    """
+    k = num_steps.shape[0]
+    loss_sum, taken = np.zeros(k), np.zeros(k)
+    num_steps_dev = jnp.asarray(num_steps, jnp.int32)
+    for offset in range(0, int(num_steps.max(initial=0)), chunk):
+        carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
+                                                 jnp.int32(offset), key)
+        # Fetching the sums each chunk also keeps the host in step with the device.
+        loss_sum += np.asarray(chunk_loss)
+        taken += np.asarray(chunk_taken)
+    return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
+
+
+def stream_scores(score: Callable, mesh, stack: Stack, x, batch_size: int) -> jax.Array:
+    """`score(stack, batch)` over all N points in fixed-size batches -> `[N, K]`.
+
+    `x` may live on the host (numpy) or on the devices; each batch is split
+    over the devices and padded to one compiled shape.
+    """
+    n = x.shape[0]
+    devices = mesh.devices.size
+    batch_size = -(-min(batch_size, n) // devices) * devices
+    points = sharding.points_sharding(mesh)
+    parts = []
+    for begin in range(0, n, batch_size):
+        batch = np.asarray(x[begin:begin + batch_size])
+        valid = batch.shape[0]
+        if valid < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - valid,) + batch.shape[1:],
+                                                    batch.dtype)])
+        parts.append(score(stack, sharding.put(batch, points))[:valid])
+    return jnp.concatenate(parts)
+
+
+def losses(values: np.ndarray) -> list[float | None]:
+    """Per-component losses for JSON: None where a component took no step."""
+    return [float(v) if np.isfinite(v) else None for v in values]

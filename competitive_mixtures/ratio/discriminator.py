@@ -1,0 +1,85 @@
+"""K binary discriminators, the paper's estimator (Sec. 3).
+
+D_j = sigmoid(l_j) learns points of the whole dataset (label 1) against
+samples of g_j (label 0); at its optimum D_j = p_X / (p_X + p_gj), so
+log dP_gj/dP_X = -l_j (assign eq. 1). The K discriminators are one stacked
+pytree trained in one compiled step (`steps.make_disc_step`) and scored
+together (`steps.make_scorer`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from competitive_mixtures import models
+from competitive_mixtures import stacking
+from competitive_mixtures import steps
+from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.ratio import base
+from competitive_mixtures.state import Stack
+
+
+def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """The optimizer of a discriminator or classifier (`config.disc`)."""
+    if config.disc.optimizer == "sgd":
+        return optax.sgd(config.disc.learning_rate)
+    return optax.adam(config.disc.learning_rate, b1=config.disc.b1, b2=config.disc.b2)
+
+
+def fit_steps(config: ml_collections.ConfigDict, num_points: int) -> int:
+    """Steps of one fit: `disc.epochs` passes over the N data points."""
+    return math.ceil(config.disc.epochs * num_points / config.disc.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryDiscriminators:
+    """Attributes:
+      model: one discriminator; `optimizer` its optimizer.
+      step: the jitted chunked fit step of `steps.make_disc_step`.
+      score: the jitted batch scorer of `steps.make_scorer`.
+    """
+
+    config: ml_collections.ConfigDict
+    model: LinenModel
+    optimizer: optax.GradientTransformation
+    step: Callable
+    score: Callable
+    mesh: object
+    kind: str = "discriminator"
+
+    def init(self, key: jax.Array, example: jax.Array) -> Stack:
+        return stacking.init(self.model, self.optimizer,
+                             jax.random.split(key, self.config.num_components), example)
+
+    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
+            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
+        """`disc.epochs` over the data; discriminators of inactive components take no step."""
+        if self.config.disc.reinit_each_round:
+            disc = self.init(init_key, base.example_batch(x, init_key))
+        num_steps = np.where(active, fit_steps(self.config, x.shape[0]), 0)
+        disc, loss = base.run_chunks(self.step, disc, num_steps, self.config.steps_per_chunk,
+                                     key, gen, x)
+        return disc, {"disc_loss": base.losses(loss)}
+
+    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
+        del gen, key  # The discriminators hold all they need.
+        return base.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
+
+
+def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
+         mesh) -> BinaryDiscriminators:
+    """K MLP (vector data) or conv (images) discriminators of `config.disc`."""
+    model = models.discriminator_model(config, data_shape)
+    opt = optimizer(config)
+    return BinaryDiscriminators(
+        config=config, model=model, optimizer=opt, mesh=mesh,
+        step=steps.make_disc_step(model, gen_model, opt, config.disc.batch_size,
+                                  config.steps_per_chunk, mesh, config.unroll_steps),
+        score=steps.make_scorer(model, False, mesh, config.assign.sequential_components))

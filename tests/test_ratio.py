@@ -1,0 +1,154 @@
+"""Density-ratio estimators: known ratios recovered, estimators agree, runs end to end."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from competitive_mixtures import config as config_lib
+from competitive_mixtures import models
+from competitive_mixtures import sharding
+from competitive_mixtures import stacking
+from competitive_mixtures import train
+from competitive_mixtures.data import synthetic
+from competitive_mixtures.ratio import discriminator
+from competitive_mixtures.ratio import kernel
+from competitive_mixtures.ratio import multiclass
+from conftest import load_config
+
+
+def _gaussians(dim, shift, n=2000, seed=0):
+    """Data ~ N(0, I) and samples ~ N(shift e_1, I): log ratio shift x_1 - shift^2 / 2."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    mean = np.zeros(dim, np.float32)
+    mean[0] = shift
+    samples = (rng.standard_normal((1, n, dim)) + mean).astype(np.float32)
+    return x, samples, x @ mean - 0.5 * mean @ mean
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_kernel_ratio_recovers_gaussian_ratio(dim):
+    """Stated error: mean |log r - log r_true| < 0.1 nats over the central 90% of the data
+    (measured 0.043 in 1-D and 0.052 in 2-D), with the default eps and width."""
+    x, samples, truth = _gaussians(dim, 0.5)
+    log_r = np.asarray(kernel.log_ratios(jnp.asarray(x), jnp.asarray(samples),
+                                         jax.random.PRNGKey(0), eps=1e-3, width_scale=1.0,
+                                         exact_max=4096, landmarks=256))[:, 0]
+    radius = np.linalg.norm(x, axis=1)
+    central = radius < np.quantile(radius, 0.9)
+    error = np.abs(log_r - truth)[central]
+    assert error.mean() < 0.1, error.mean()
+    # The ratio varies by a factor e^2 over the central points; the estimate follows it.
+    assert np.corrcoef(log_r[central], truth[central])[0, 1] > 0.98
+
+
+def test_nystrom_equals_exact_with_every_point_a_landmark():
+    x, samples, _ = _gaussians(2, 1.0, n=300)
+    x, samples = jnp.asarray(x), jnp.asarray(samples)
+    width = kernel.median_distance(x)
+    exact = jax.jit(kernel.exact_ratio)(x, samples, width, 1e-3)
+    approx = jax.jit(kernel.nystrom_ratio)(x, samples, x, width, 1e-3)
+    np.testing.assert_allclose(np.asarray(approx), np.asarray(exact), atol=2e-3, rtol=2e-3)
+
+
+def test_nystrom_error_against_exact_on_mixture():
+    """512 landmarks of 2,048 points of the 3-mode set: the stated approximation is
+    within 1% (relative L2) of the exact solve and picks the same best component."""
+    data = synthetic.gaussian_mixture(3, num_points=2048, seed=0)
+    rng = np.random.default_rng(1)
+    samples = np.stack([data.x[rng.choice(np.flatnonzero(data.label == j), 512)]
+                        for j in range(3)])
+    error = kernel.approximation_error(jnp.asarray(data.x), jnp.asarray(samples),
+                                       jax.random.PRNGKey(0), eps=1e-3, width_scale=1.0,
+                                       landmarks=512)
+    assert error["relative_l2"] < 0.01, error
+    assert error["argmax_agreement"] > 0.999, error
+
+
+def test_kernel_ratio_of_images_is_finite():
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (64, 4, 4, 1), np.uint8))
+    samples = jax.random.uniform(jax.random.PRNGKey(1), (2, 32, 4, 4, 1))
+    log_r = kernel.log_ratios(x, samples, jax.random.PRNGKey(0), eps=1e-3, width_scale=1.0,
+                              exact_max=4096, landmarks=16)
+    chex.assert_shape(log_r, (64, 2))
+    chex.assert_tree_all_finite(log_r)
+
+
+def test_multiclass_and_binary_agree_where_both_are_optimal():
+    """Data N(0, I), components N(mu_j, I): log dP_gj/dP_X = mu_j.x - |mu_j|^2/2 is linear,
+    so linear classifiers (no hidden layer) can reach the optimum of both losses."""
+    config = config_lib.base_config()
+    config.model.family = "kmeans"  # A component is N(mu_j, I).
+    config.num_components = 2
+    config.disc.hidden = ()
+    config.disc.epochs = 20
+    config.disc.batch_size = 256
+    config.disc.learning_rate = 0.05
+    config.steps_per_chunk = 200
+    mesh = sharding.make_mesh()
+    gen_model = models.generator(config, (2,))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2000, 2)).astype(np.float32))
+    mu = np.array([[1.0, 0.0], [-0.5, 0.8]], np.float32)
+    gen = stacking.init(gen_model, models.generator_optimizer(config),
+                        jax.random.split(jax.random.PRNGKey(0), 2), x[:8])
+    gen = gen.replace(params={"mu": jnp.asarray(mu)})
+    truth = np.asarray(x) @ mu.T - 0.5 * np.sum(mu ** 2, axis=1)
+    estimates = []
+    for make in (discriminator.make, multiclass.make):
+        estimator = make(config, gen_model, (2,), mesh)
+        state = estimator.init(jax.random.PRNGKey(1), x[:8])
+        state, _ = estimator.fit(state, gen, x, jax.random.PRNGKey(2), jax.random.PRNGKey(3),
+                                 np.ones(2, bool))
+        log_r = np.asarray(estimator.log_ratios(state, gen, x, jax.random.PRNGKey(4)))
+        chex.assert_shape(log_r, (2000, 2))
+        assert np.abs(log_r - truth).mean() < 0.15, (make.__module__,
+                                                     np.abs(log_r - truth).mean())
+        estimates.append(log_r)
+    # Measured: 0.058 mean absolute difference (the truth varies over ~2 nats).
+    assert np.abs(estimates[0] - estimates[1]).mean() < 0.15
+
+
+def test_multiclass_leaves_out_inactive_components():
+    """A component marked inactive is not a class of the fit: its samples do not enter
+    the loss, so moving it leaves the fitted classifier unchanged."""
+    config = config_lib.base_config()
+    config.num_components = 2
+    mesh = sharding.make_mesh()
+    gen_model = models.generator(config, (2,))
+    estimator = multiclass.make(config, gen_model, (2,), mesh)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((256, 2)).astype(np.float32))
+    loss = multiclass.classifier_loss(estimator.model)
+    params, model_state = estimator.model.init(jax.random.PRNGKey(0), x[:8])
+    real = x[:16]
+    fake = jnp.stack([x[16:32] + 3.0, x[32:48] - 3.0], axis=1)
+    moved = fake.at[:, 1].add(100.0)
+    active = jnp.array([True, False])
+    value, _ = loss(params, model_state, real, fake, active)
+    value_moved, _ = loss(params, model_state, real, moved, active)
+    assert float(value) == pytest.approx(float(value_moved))
+    value_all, _ = loss(params, model_state, real, moved, jnp.array([True, True]))
+    assert float(value_all) != pytest.approx(float(value))
+
+
+@pytest.mark.parametrize("kind", ["kernel", "multiclass"])
+def test_competitive_run_end_to_end(kind, tmp_path):
+    """A tiny competitive run with the estimator trains, assigns, checkpoints and evaluates;
+    the owners move from the random split towards the true modes."""
+    config = load_config("synthetic", f"tiny,ratio={kind}")
+    config.data.num_points = 1000
+    config.eval.num_samples = 500
+    config.ratio.kernel.samples = 512
+    summary = train.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(summary["kde"]["log_likelihood"])
+    assert sum(summary["counts"]) == 1000
+    assert min(summary["counts"]) > 0
+    # The random pre-training split scores NMI ~0.002 against the modes; after two
+    # assignment passes the owners follow the modes (measured: kernel 0.19, multiclass 0.9).
+    assert summary["clustering"]["nmi"] > 0.1, summary["clustering"]
+    restored_config, programs, state = train.restore_run(str(tmp_path))
+    assert programs.ratio.kind == kind and restored_config.ratio.kind == kind
+    assert int(state.round) == config.num_rounds + 1
+    with np.load(tmp_path / "assignments.npz") as f:
+        np.testing.assert_array_equal(f["assignment"], np.asarray(state.owner))
