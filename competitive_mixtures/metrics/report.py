@@ -9,7 +9,11 @@ Metrics (each where the data allows it):
   modes               modes covered and share of high-quality samples (within
                       3 standard deviations of a mode centre), for toy data;
   clustering          purity, NMI, ARI of the final assignment vs true labels;
-  components_used     number of components with alpha > 0.
+  components_used     number of components with alpha > 0;
+  image_quality       for images, per feature kind (digit-classifier features
+                      for digits; FID Inception features when a weights file is
+                      given): FID with the sample counts it was computed at,
+                      and precision / recall (k=3) of the samples.
 """
 
 from __future__ import annotations
@@ -24,12 +28,22 @@ from competitive_mixtures import data as data_lib
 from competitive_mixtures import train
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.metrics import coverage
+from competitive_mixtures.metrics import features
 from competitive_mixtures.metrics import kde
 from competitive_mixtures.metrics import modes
 
 
-def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0) -> dict:
-    """All metrics of the run in `workdir`; also written to `workdir/eval.json`."""
+def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0,
+                 inception_weights: str | None = None,
+                 digit_classifier: str | None = None) -> dict:
+    """All metrics of the run in `workdir`; also written to `workdir/eval.json`.
+
+    `inception_weights` is a converted FID Inception file (without it
+    Inception FID is skipped, never downloaded); `digit_classifier` the
+    digit-feature network's file (trained there on first use; default in the
+    user cache). Reference-side features are cached in
+    `workdir/fid_reference_<kind>.npz`.
+    """
     if num_samples < 2:
         raise ValueError(f"num_samples must be >= 2 (the KDE splits them), got {num_samples}")
     config, programs, state = train.restore_run(workdir)
@@ -55,8 +69,25 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0) -> dict:
                                              float(heldout["mode_std"]))
     if np.any(label >= 0):
         result["clustering"] = clustering.clustering_scores(owner, label, config.num_components)
+    if heldout["x"].ndim == 4:
+        result["image_quality"] = _image_quality(config, workdir, samples, heldout["x"],
+                                                 inception_weights, digit_classifier, seed)
     epath.Path(workdir, "eval.json").write_text(json.dumps(_jsonable(result), indent=2))
     return result
+
+
+def _image_quality(config, workdir: str, samples: np.ndarray, reference: np.ndarray,
+                   inception_weights: str | None, digit_classifier: str | None,
+                   seed: int) -> dict:
+    """{feature kind: FID / precision / recall, or {'skipped': reason}}."""
+    extractors, skipped = features.available_extractors(
+        config.data.name, reference.shape[1:], inception_weights, digit_classifier,
+        config.data.get("data_dir") or None)
+    out = {name: {"skipped": reason} for name, reason in skipped.items()}
+    for extractor in extractors:
+        cache = str(epath.Path(workdir, f"fid_reference_{extractor.name}.npz"))
+        out[extractor.name] = features.quality_metrics(extractor, samples, reference, cache, seed)
+    return out
 
 
 def _jsonable(value):
@@ -85,6 +116,16 @@ def table(result: dict) -> str:
     if "clustering" in result:
         rows += [(f"clustering {name}", f"{value:.4f}")
                  for name, value in result["clustering"].items()]
+    for name, metrics in result.get("image_quality", {}).items():
+        if "skipped" in metrics:
+            rows.append((f"FID ({name} features)", "skipped: no weights file"))
+            continue
+        rows += [(f"FID ({name} features)",
+                  f"{metrics['fid']:.3f}  ({metrics['num_samples']} samples vs "
+                  f"{metrics['num_reference']} held-out)"),
+                 (f"  precision / recall (k={metrics['k']})",
+                  f"{metrics['precision']:.4f} / {metrics['recall']:.4f}  "
+                  f"({metrics['pr_num_points']} points each)")]
     width = max(len(name) for name, _ in rows)
     header = (f"{result['strategy']}, K={result['num_components']}, after round "
               f"{result['round']}, {result['num_samples']} model samples")
