@@ -1,20 +1,18 @@
-"""Digit-classifier features (domain FID) and `evaluate` on a tiny image run."""
+"""Digit-classifier features (domain FID) and the evaluate tool's checks.
+
+`evaluate` on a tiny image run is checked in test_image_run.py, on that run.
+"""
 
 import dataclasses
-import json
-import logging
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from competitive_mixtures import train
 from competitive_mixtures.metrics import digit_classifier
 from competitive_mixtures.metrics import features
-from competitive_mixtures.metrics import report
-from conftest import REPO, load_config
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -63,40 +61,9 @@ def test_domain_fid_separates_real_from_distorted_digits(classifier, tmp_path):
     print(f"domain FID real vs held-out {real['fid']:.3f}, distorted {distorted['fid']:.3f}")
 
 
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
-    # The shapes of `offline,small` (as in test_image_run), so that the
-    # session's compilation cache serves both; only pre-training is run.
-    config = load_config("mnist", "offline,small")
-    config.num_rounds = 0
-    workdir = str(tmp_path_factory.mktemp("digits_run"))
-    train.train_and_evaluate(config, workdir)
-    return workdir
-
-
-def test_evaluate_writes_image_metrics(image_run, classifier, tmp_path, caplog):
-    path, _, _ = classifier
-    with caplog.at_level(logging.INFO):
-        result = report.evaluate_run(image_run, num_samples=300, digit_classifier=path)
-    assert "FID with Inception features skipped" in caplog.text
-    assert "convert_inception" in caplog.text
-    with open(os.path.join(image_run, "eval.json")) as f:
-        quality = json.load(f)["image_quality"]
-    digits = quality["digits"]
-    assert digits["num_samples"] == 300 and digits["num_reference"] == 200
-    assert digits["fid"] > 0 and np.isfinite(digits["fid"])
-    assert 0 <= digits["precision"] <= 1 and 0 <= digits["recall"] <= 1
-    assert digits["pr_num_points"] == 200 and digits["k"] == 3
-    assert "skipped" in quality["inception"]
-    assert os.path.exists(os.path.join(image_run, "fid_reference_digits.npz"))
-    table = report.table(result)
-    assert "FID (digits features)" in table and "300 samples vs 200 held-out" in table
-    assert "precision / recall (k=3)" in table
-
-
-def test_evaluate_tool_refuses_a_missing_weights_file(image_run, tmp_path):
+def test_evaluate_tool_refuses_a_missing_weights_file(tmp_path):
     done = subprocess.run([sys.executable, "-m", "competitive_mixtures.evaluate",
-                           f"--workdir={image_run}", f"--inception_weights={tmp_path / 'x.npz'}"],
+                           f"--workdir={tmp_path}", f"--inception_weights={tmp_path / 'x.npz'}"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "not found" in done.stderr and "convert_inception" in done.stderr

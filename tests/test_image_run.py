@@ -1,15 +1,18 @@
 """A tiny competitive run of convolutional VAEs on the offline MNIST digits."""
 
 import json
+import logging
 import os
 
 import numpy as np
 
 from competitive_mixtures import train
+from competitive_mixtures.metrics import digit_classifier
+from competitive_mixtures.metrics import report
 from conftest import load_config
 
 
-def test_offline_digits_end_to_end(tmp_path):
+def test_offline_digits_end_to_end(tmp_path, caplog):
     config = load_config("mnist", "offline,small")
     workdir = str(tmp_path)
     summary = train.train_and_evaluate(config, workdir)
@@ -28,3 +31,21 @@ def test_offline_digits_end_to_end(tmp_path):
                                     state.rng, 16)
     assert samples.shape == (16, 28, 28, 1)
     assert samples.min() >= 0.0 and samples.max() <= 1.0
+
+    # evaluate on this run: domain FID and precision / recall with their
+    # sample counts; Inception FID skipped (no weights file) with a message.
+    classifier = str(tmp_path / "digit_classifier.npz")
+    digit_classifier.train_and_save(classifier, epochs=1)
+    with caplog.at_level(logging.INFO):
+        result = report.evaluate_run(workdir, num_samples=300, digit_classifier=classifier)
+    assert "Inception features skipped" in caplog.text and "convert_inception" in caplog.text
+    with open(os.path.join(workdir, "eval.json")) as f:
+        quality = json.load(f)["image_quality"]
+    digits = quality["digits"]
+    assert digits["num_samples"] == 300 and digits["num_reference"] == 200
+    assert np.isfinite(digits["fid"]) and digits["fid"] > 0
+    assert 0 <= digits["precision"] <= 1 and 0 <= digits["recall"] <= 1
+    assert digits["pr_num_points"] == 200 and digits["k"] == 3
+    assert "skipped" in quality["inception"]
+    assert os.path.exists(os.path.join(workdir, "fid_reference_digits.npz"))
+    assert "300 samples vs 200 held-out" in report.table(result)

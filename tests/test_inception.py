@@ -30,14 +30,15 @@ def reference(tmp_path_factory):
     with np.load(inception_reference.FIXTURE) as f:
         images, expected = f["images"], f["features"]
         layout = inception_reference.layout_from_json(str(f["layout"]))
-    flat = inception.convert_state_dict(inception_reference.random_state_dict(layout))
+    state = inception_reference.random_state_dict(layout)
+    flat = inception.convert_state_dict(state)
     path = str(tmp_path_factory.mktemp("inception") / "random_inception.npz")
     inception.save_variables(path, flat, source="random test weights")
-    return images, expected, path
+    return images, expected, path, state
 
 
 def test_features_match_pytorch_fid(reference):
-    images, expected, path = reference
+    images, expected, path, _ = reference
     extractor = features_lib.inception_extractor(path, batch_size=2)
     got = extractor(images)
     assert got.shape == (2, inception.FEATURE_DIM)
@@ -51,7 +52,7 @@ def test_features_match_pytorch_fid(reference):
 @pytest.mark.parametrize("variant", ["avg pool in Mixed_7c", "padding counted in avg pools"])
 def test_standard_inception_blocks_would_fail(reference, monkeypatch, variant):
     """The reference distinguishes the FID blocks from the usual InceptionV3 ones."""
-    images, expected, path = reference
+    images, expected, path, _ = reference
     variables = inception.load_variables(path)
     if variant == "avg pool in Mixed_7c":
         monkeypatch.setattr(inception, "_max_pool_same", inception._avg_pool_same)
@@ -93,14 +94,10 @@ def test_preprocess_resizes_like_torch_bilinear_and_scales():
 
 
 def test_converter_and_loader_refuse_wrong_weights(reference, tmp_path):
-    _, _, path = reference
-    with np.load(inception_reference.FIXTURE) as f:
-        layout = inception_reference.layout_from_json(str(f["layout"]))
-    state = inception_reference.random_state_dict(layout[:40])
+    _, _, path, state = reference
     with pytest.raises(inception.WeightsError, match="missing"):
-        inception.convert_state_dict(state)
-    full = inception_reference.random_state_dict(layout)
-    full["Mixed_5b.branch1x1.conv.weight"] = np.zeros((64, 192, 3, 3), np.float32)
+        inception.convert_state_dict(dict(list(state.items())[:40]))
+    full = dict(state, **{"Mixed_5b.branch1x1.conv.weight": np.zeros((64, 192, 3, 3), np.float32)})
     with pytest.raises(inception.WeightsError, match="Mixed_5b.branch1x1.conv.weight"):
         inception.convert_state_dict(full)
     with pytest.raises(FileNotFoundError, match="convert_inception"):

@@ -118,6 +118,7 @@ def quality_metrics(extractor: FeatureExtractor, samples: np.ndarray, reference:
       {'fid', 'num_samples', 'num_reference', 'precision', 'recall', 'k',
        'pr_num_points', 'features', 'fingerprint'}; FID is biased in N, so
       it is only comparable at equal `num_samples` and `num_reference`.
+      Precision and recall are None with k or fewer points in a set.
     """
     key = f"{extractor.fingerprint}:{_array_digest(reference)}"
     cached = fid.load_stats(cache_path, key) if cache_path else None
@@ -131,7 +132,11 @@ def quality_metrics(extractor: FeatureExtractor, samples: np.ndarray, reference:
         if cache_path:
             fid.save_stats(cache_path, reference_stats, key, features=reference_features)
     sample_features = extractor(samples)
-    pr = precision_recall.precision_recall(reference_features, sample_features, seed=seed)
+    if min(len(sample_features), len(reference_features)) > precision_recall.DEFAULT_K:
+        pr = precision_recall.precision_recall(reference_features, sample_features, seed=seed)
+    else:  # Too few points for k-nearest-neighbour balls.
+        pr = {"precision": None, "recall": None, "k": precision_recall.DEFAULT_K,
+              "num_points": min(len(sample_features), len(reference_features))}
     return {"fid": fid.frechet_distance(fid.feature_stats(sample_features), reference_stats),
             "num_samples": int(samples.shape[0]), "num_reference": int(reference.shape[0]),
             "precision": pr["precision"], "recall": pr["recall"], "k": pr["k"],

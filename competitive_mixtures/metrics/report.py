@@ -125,7 +125,9 @@ def table(result: dict) -> str:
                   f"{metrics['num_reference']} held-out)"),
                  (f"  precision / recall (k={metrics['k']})",
                   f"{metrics['precision']:.4f} / {metrics['recall']:.4f}  "
-                  f"({metrics['pr_num_points']} points each)")]
+                  f"({metrics['pr_num_points']} points each)"
+                  if metrics["precision"] is not None else
+                  f"needs more than {metrics['k']} points")]
     width = max(len(name) for name, _ in rows)
     header = (f"{result['strategy']}, K={result['num_components']}, after round "
               f"{result['round']}, {result['num_samples']} model samples")
