@@ -72,6 +72,20 @@ def gan_steps_on(mesh, config, dataset, steps):
     return jax.device_get(gen.params), np.asarray(loss)
 
 
+def multiclass_on(mesh, dataset):
+    """Fit and scores of the (K+1)-way classifier (plain SGD, see `gan_steps_on`)."""
+    config = load_config("tiny,ratio=multiclass")
+    config.disc.optimizer, config.disc.learning_rate = "sgd", 0.1
+    config.steps_per_chunk = 8
+    programs = train.make_programs(config, dataset.data_shape, mesh)
+    x = jax.device_put(dataset.x, sharding.replicated(mesh))
+    state = train.init_state(config, programs, x)
+    num = jnp.full((1,), 8, jnp.int32)
+    disc, _, _ = programs.disc_step(state.disc, state.gen, x, jnp.ones(3, bool), num,
+                                    jnp.int32(0), jax.random.PRNGKey(2))
+    return jax.device_get(disc.params), np.asarray(train.score_dataset(programs, disc, x, 1000))
+
+
 def steps_on(mesh, config, dataset, steps):
     programs = train.make_programs(config, dataset.data_shape, mesh)
     x = jax.device_put(dataset.x, sharding.replicated(mesh))
@@ -114,6 +128,10 @@ def main():
     (g1, gl1), (g8, gl8) = (gan_steps_on(mesh, gan_config, gan_data, 3) for mesh in (one, eight))
     out["gan_m_step_params"] = max_diff(g1, g8)
     out["gan_m_step_loss"] = max_diff(gl1, gl8)
+
+    (c1, s1), (c8, s8) = (multiclass_on(mesh, dataset) for mesh in (one, eight))
+    out["multiclass_params"] = max_diff(c1, c8)
+    out["multiclass_scores"] = max_diff(s1, s8)
 
     # The assignment arithmetic on identical scores: must match exactly.
     scores = a["scores"]

@@ -50,6 +50,12 @@ def test_gan_m_step_matches(report):
     assert report["gan_m_step_loss"] < RTOL
 
 
+def test_multiclass_ratio_fit_matches(report):
+    """The (K+1)-way classifier's sharded fit and its scores."""
+    assert report["multiclass_params"] < RTOL
+    assert report["multiclass_scores"] < RTOL
+
+
 @pytest.mark.parametrize("mesh", ["one", "eight"])
 def test_sharded_assignment_pass_is_identical(report, mesh):
     for what in ("owner", "count", "best", "alpha", "order"):
