@@ -89,8 +89,14 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
     `m_step(gen, x [N, ...], sets, num_steps [K], offset, key) -> (gen, loss_sum [K], steps [K])`
     that donates `gen`. `x` is replicated on every device.
     """
-    update = _sharded(model.make_step(optimizer, axis_name=sharding.AXIS), mesh,
-                      num_batch_args=2)
+    if getattr(model, "whole_batch_statistics", False):
+        # Losses that are not means over examples (kernel statistics of the
+        # whole batch): the global-view step, partitioned by XLA from the
+        # batch's sharding, rather than a per-device program.
+        update = stacking.vmap_step(model.make_step(optimizer))
+    else:
+        update = _sharded(model.make_step(optimizer, axis_name=sharding.AXIS), mesh,
+                          num_batch_args=2)
     draws = model.draws_per_example  # None: one point per example.
 
     @functools.partial(jax.jit, donate_argnums=0)

@@ -1,12 +1,16 @@
 """Competitive GANs on 2-D toy sets: a ring of 8 or a grid of 25 Gaussians.
 
 Usage: --config=configs/gan_ring.py[:ARGS], ARGS a comma-separated list of
-  data=ring|grid  ring of 8 modes (std 0.02, radius 2; default) or 5x5 grid
-                  (std 0.05, spacing 2); configs/gan_grid.py is data=grid;
-  k=INT           number of components (default 8 on the ring, 10 on the grid);
+  data=ring|grid|gaussians5  ring of 8 modes (std 0.02, radius 2; default),
+                  5x5 grid (std 0.05, spacing 2; configs/gan_grid.py is
+                  data=grid) or the paper's skewed 5-mode set;
+  k=INT           number of components (default 8 on the ring, 10 on the grid,
+                  5 on gaussians5);
   strategy=NAME   competitive (default) or single (k=1): one GAN of the same
                   size trained for the same number of generator updates;
-  loss=ns|wgan_gp the GAN loss (wgan_gp: 5 critic steps per generator step);
+  loss=ns|wgan_gp|wgan_clip  the GAN loss (the Wasserstein ones take 5 critic
+                  steps per generator step; wgan_clip: RMSProp 5e-5, weights
+                  clipped to [-0.01, 0.01], no spectral normalisation);
   tiny            a seconds-long run for tests.
 Every component has the same networks: generator MLP 8 -> 128 -> 128 -> 2,
 critic MLP 2 -> 128 -> 128 -> 1 with spectral normalisation. A component trains
@@ -21,12 +25,15 @@ def get_config(arg=None):
     args = config_lib.parse_arg(arg, {"data", "k", "strategy", "loss", "tiny"},
                                 "configs/gan_ring.py")
     c = config_lib.base_config()
-    c.data.name = args.get("data", "ring")
-    if c.data.name not in ("ring", "grid"):
-        raise ValueError(f"configs/gan_ring.py: data must be ring or grid, got {c.data.name!r}")
+    data = args.get("data", "ring")
+    default_k = {"ring": 8, "grid": 10, "gaussians5": 5}
+    if data not in default_k:
+        raise ValueError(f"configs/gan_ring.py: data must be one of {sorted(default_k)}, "
+                         f"got {data!r}")
+    c.data.name = "gaussians" if data == "gaussians5" else data
+    c.data.modes = 5
     c.strategy = args.get("strategy", "competitive")
-    default_k = 8 if c.data.name == "ring" else 10
-    c.num_components = 1 if c.strategy == "single" else int(args.get("k", default_k))
+    c.num_components = 1 if c.strategy == "single" else int(args.get("k", default_k[data]))
 
     c.model.family = "gan"
     c.model.hidden = (128, 128)
@@ -40,6 +47,11 @@ def get_config(arg=None):
         c.gan.critic_steps = 5
         c.model.b1, c.model.b2 = 0.5, 0.9
         c.gan.critic_b1, c.gan.critic_b2 = 0.5, 0.9
+    if c.gan.loss == "wgan_clip":
+        c.gan.critic_steps = 5
+        c.gan.optimizer = "rmsprop"
+        c.gan.spectral_norm = False
+        c.model.learning_rate = c.gan.critic_learning_rate = 5e-5
 
     c.data.num_points = 16000
     c.data.num_heldout = 5000

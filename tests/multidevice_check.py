@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from competitive_mixtures import assign, data as data_lib, sharding, train  # noqa: E402
-from competitive_mixtures.models import gan  # noqa: E402
+from competitive_mixtures.models.base import PartOptimizers  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,13 @@ def max_diff(a, b):
                      for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
 
 
+def max_diff_global(a, b):
+    """Largest |a - b| over all leaves relative to the largest |a| of any leaf."""
+    diff = max(float(np.max(np.abs(np.asarray(u, np.float64) - np.asarray(v, np.float64))))
+               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return diff / max(float(np.max(np.abs(np.asarray(u)))) for u in jax.tree.leaves(a))
+
+
 def sgd_step_on(mesh, config, dataset):
     """One plain-SGD step (lr 1: params move by -grad) through the sharded update."""
     programs = train.make_programs(config, dataset.data_shape, mesh)
@@ -54,15 +61,16 @@ def sgd_step_on(mesh, config, dataset):
     return jax.device_get(new.params), np.asarray(loss)
 
 
-def gan_steps_on(mesh, config, dataset, steps):
-    """`steps` M-steps of GAN components (alternating critic and generator updates).
+def part_steps_on(mesh, config, dataset, steps):
+    """`steps` M-steps of components of several networks trained in turn (GAN, GRaM).
 
     Plain SGD: the Wasserstein critic's loss has gradients that cancel exactly
     (e.g. its output bias), and Adam's first steps turn their float noise,
     which depends on the summation order, into steps of size lr.
     """
     programs = train.make_programs(config, dataset.data_shape, mesh)
-    optimizer = gan.GANOptimizers(optax.sgd(0.01), optax.sgd(0.01))
+    optimizer = PartOptimizers.of(**{name: optax.sgd(0.01)
+                                     for name, _ in programs.gen_optimizer.parts})
     x = jax.device_put(dataset.x, sharding.replicated(mesh))
     state = train.init_state(config, programs, x)
     stack = state.gen.replace(opt_state=jax.vmap(optimizer.init)(state.gen.params))
@@ -125,9 +133,17 @@ def main():
     gan_config = load_config("tiny,loss=wgan_gp", "gan_ring")
     gan_config.gan.critic_steps = 2
     gan_data = data_lib.load(gan_config)
-    (g1, gl1), (g8, gl8) = (gan_steps_on(mesh, gan_config, gan_data, 3) for mesh in (one, eight))
+    (g1, gl1), (g8, gl8) = (part_steps_on(mesh, gan_config, gan_data, 3) for mesh in (one, eight))
     out["gan_m_step_params"] = max_diff(g1, g8)
     out["gan_m_step_loss"] = max_diff(gl1, gl8)
+    # GRaM: kernel statistics of the whole batch, gathered over the devices.
+    gram_config = load_config("model=gram,tiny", "families")
+    (g1, gl1), (g8, gl8) = (part_steps_on(mesh, gram_config, gan_data, 3)
+                            for mesh in (one, eight))
+    # Relative to the largest parameter: the projection's output bias has an
+    # exactly zero gradient (kernels are shift invariant), so only noise moves it.
+    out["gram_m_step_params"] = max_diff_global(g1, g8)
+    out["gram_m_step_loss"] = max_diff(gl1, gl8)
 
     (c1, s1), (c8, s8) = (multiclass_on(mesh, dataset) for mesh in (one, eight))
     out["multiclass_params"] = max_diff(c1, c8)

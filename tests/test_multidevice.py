@@ -50,6 +50,17 @@ def test_gan_m_step_matches(report):
     assert report["gan_m_step_loss"] < RTOL
 
 
+def test_gram_m_step_matches(report):
+    """GRaM's kernel statistics of the whole batch, partitioned by XLA, match one device.
+
+    The kernel solve is ill-conditioned (condition number ~1e3), so float
+    differences of ~1e-7 grow to ~1e-4 in the projection's gradient:
+    measured 7e-5 of the largest parameter after 3 steps.
+    """
+    assert report["gram_m_step_params"] < 1e-3
+    assert report["gram_m_step_loss"] < 1e-3
+
+
 def test_multiclass_ratio_fit_matches(report):
     """The (K+1)-way classifier's sharded fit and its scores."""
     assert report["multiclass_params"] < RTOL

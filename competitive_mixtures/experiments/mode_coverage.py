@@ -1,15 +1,18 @@
-"""Mode coverage of competitive GANs vs one GAN on the ring of 8 and the grid of 25.
+"""Mode coverage of a competitive mixture vs one model of the same size on 2-D toy sets.
 
-python -m competitive_mixtures.experiments.gan_modes --workdir=runs/gan_modes [--seeds=3]
-    [--loss=ns|wgan_gp] [--preset=quick|tiny]
+python -m competitive_mixtures.experiments.mode_coverage --workdir=runs/gan_ns [--seeds=3]
+    [--model=ns|wgan_gp|wgan_clip|avb|gram] [--datasets=ring,grid,gaussians5]
+    [--preset=quick|tiny]
 
-For every seed runs `configs/gan_ring.py` on the ring (K=8) and the grid
-(K=10), competitive and single, each in `WORKDIR/{data}/{method}/seed{S}`
-(finished runs are skipped, stopped ones resume). Both methods take the same
-number of generator updates in total (see configs/gan_ring.py). Writes
-`WORKDIR/gan_modes.md`: modes covered, share of high-quality samples (within
-3 standard deviations of a centre) and KDE log-likelihood, mean +- std over
-seeds, and `WORKDIR/samples_{data}.png`.
+`--model`: GANs with the non-saturating or gradient-penalty loss
+(`configs/gan_ring.py`), or the families of `configs/families.py` (the
+original WGAN, AVB, GRaM). For every seed and dataset (ring of 8: K=8, grid
+of 25: K=10, the skewed 5-mode set: K=5) runs competitive and single, each in
+`WORKDIR/{data}/{method}/seed{S}` (finished runs are skipped, stopped ones
+resume). Both methods take the same number of generator updates in total.
+Writes `WORKDIR/mode_coverage.md`: modes covered, share of high-quality
+samples (within 3 standard deviations of a centre) and KDE log-likelihood,
+mean +- std over seeds, and `WORKDIR/samples_{data}.png`.
 """
 
 from __future__ import annotations
@@ -29,32 +32,38 @@ from competitive_mixtures import train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method and dataset.")
-_LOSS = flags.DEFINE_enum("loss", "ns", ["ns", "wgan_gp"], "GAN loss of every run.")
+_MODEL = flags.DEFINE_enum("model", "ns", ["ns", "wgan_gp", "wgan_clip", "avb", "gram"],
+                           "Component family (GAN losses or configs/families.py models).")
+_DATASETS = flags.DEFINE_list("datasets", ["ring", "grid"],
+                              "Any of ring, grid, gaussians5.")
 _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "tiny"],
                             "quick: about a minute per run on a CPU; tiny: tests.")
 
-DATASETS = ("ring", "grid")
 METHODS = ("competitive", "single")
 
 
-def config_for(config_dir: str, data: str, method: str, loss: str, preset: str, seed: int):
-    parts = [f"data={data}", f"strategy={method}", f"loss={loss}"]
+def config_for(config_dir: str, data: str, method: str, model: str, preset: str, seed: int):
+    parts = [f"data={data}", f"strategy={method}"]
     if preset == "tiny":
         parts.append("tiny")
-    config = config_lib.load_config_file("gan_ring", ",".join(parts), config_dir)
+    if model in ("ns", "wgan_gp"):
+        name, parts = "gan_ring", parts + [f"loss={model}"]
+    else:
+        name, parts = "families", parts + [f"model={model}"]
+    config = config_lib.load_config_file(name, ",".join(parts), config_dir)
     config.seed = seed
     config.data.seed = seed
     return config
 
 
-def write_table(results: dict, seeds: int, loss: str, path: str) -> str:
-    lines = [f"# Competitive GANs vs one GAN ({loss} loss, {seeds} seed(s); "
+def write_table(results: dict, seeds: int, model: str, path: str) -> str:
+    lines = [f"# Competitive mixture vs one model ({model}, {seeds} seed(s); "
              "mean +- std over seeds)", ""]
     rows = (("modes covered", lambda r: r["modes"]["modes_covered"]),
             ("high-quality share", lambda r: r["modes"]["high_quality_share"]),
             ("KDE log-likelihood", lambda r: r["kde"]["log_likelihood"]))
     lines += ["| data | metric | competitive | single |", "|---|---|---|---|"]
-    for data in DATASETS:
+    for data in results:
         k = results[data]["competitive"][0]["num_components"]
         for name, getter in rows:
             cells = [experiments.mean_std([getter(r) for r in results[data][m]])
@@ -80,18 +89,18 @@ def sample_figure(workdir: str, data: str, path: str, num_samples: int = 5000) -
 
 def main(argv):
     del argv
-    results = {d: {m: [] for m in METHODS} for d in DATASETS}
+    results = {d: {m: [] for m in METHODS} for d in _DATASETS.value}
     for seed in range(_SEEDS.value):
-        for data in DATASETS:
+        for data in _DATASETS.value:
             for method in METHODS:
-                config = config_for(experiments.CONFIG_DIR.value, data, method, _LOSS.value,
+                config = config_for(experiments.CONFIG_DIR.value, data, method, _MODEL.value,
                                     _PRESET.value, seed)
                 run = os.path.join(_WORKDIR.value, data, method, f"seed{seed}")
-                logging.info("gan_modes: %s, %s, seed %d -> %s", data, method, seed, run)
+                logging.info("mode_coverage: %s, %s, seed %d -> %s", data, method, seed, run)
                 results[data][method].append(experiments.run_one(config, run))
-    text = write_table(results, _SEEDS.value, _LOSS.value,
-                       os.path.join(_WORKDIR.value, "gan_modes.md"))
-    for data in DATASETS:
+    text = write_table(results, _SEEDS.value, _MODEL.value,
+                       os.path.join(_WORKDIR.value, "mode_coverage.md"))
+    for data in _DATASETS.value:
         sample_figure(_WORKDIR.value, data, os.path.join(_WORKDIR.value, f"samples_{data}.png"))
     print(text)
 

@@ -6,8 +6,8 @@ import ml_collections
 import optax
 
 from competitive_mixtures import sharding
-from competitive_mixtures.models import conv, discriminator, gan, kmeans, vae
-from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.models import avb, conv, discriminator, gan, gram, kmeans, vae
+from competitive_mixtures.models.base import LinenModel, PartOptimizers
 
 
 def _gan(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> gan.GANModel:
@@ -22,14 +22,39 @@ def _gan(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> gan.
         generator_net = gan.MLPGenerator(hidden=tuple(m.hidden), data_dim=data_shape[0])
         critic = gan.MLPCritic(hidden=tuple(g.critic_hidden), spectral_norm=g.spectral_norm)
     return gan.GANModel(generator=generator_net, critic=critic, latent=m.latent, loss=g.loss,
-                        critic_steps=g.critic_steps, gp_weight=g.gp_weight)
+                        critic_steps=g.critic_steps, gp_weight=g.gp_weight, clip=g.clip)
+
+
+def _avb(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> avb.AVBModel:
+    m = config.model
+    return avb.AVBModel(
+        autoencoder=avb.ImplicitAutoencoder(hidden=tuple(m.hidden), latent=m.latent,
+                                            data_shape=tuple(data_shape)),
+        adversary=avb.Adversary(hidden=tuple(config.avb.adversary_hidden)),
+        sample_noise=m.sample_noise)
+
+
+def _gram(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> gram.GRaMModel:
+    m, g = config.model, config.gram
+    if len(data_shape) == 3:
+        generator_net = gan.ConvGenerator(filters=config.gan.filters,
+                                          image_shape=tuple(data_shape), kernel=m.kernel,
+                                          batch_norm=False)
+    else:
+        generator_net = gan.MLPGenerator(hidden=tuple(m.hidden), data_dim=data_shape[0])
+    projection = gram.Projection(projection_dim=g.projection_dim,
+                                 hidden=tuple(g.projection_hidden),
+                                 channels=tuple(g.projection_channels))
+    return gram.GRaMModel(generator=generator_net, projection=projection, latent=m.latent,
+                          eps=g.eps)
 
 
 def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
     """The generative model of one component for data of `data_shape`."""
     m = config.model
-    if m.family == "gan":
-        return _gan(config, data_shape)
+    builders = {"gan": _gan, "avb": _avb, "gram": _gram}
+    if m.family in builders:
+        return builders[m.family](config, data_shape)
     if m.family == "conv_vae":
         if len(data_shape) != 3:
             raise ValueError(f"model.family='conv_vae' takes images [H, W, C], got {data_shape}")
@@ -58,11 +83,21 @@ def discriminator_model(config: ml_collections.ConfigDict,
 
 
 def generator_optimizer(config: ml_collections.ConfigDict):
-    """The optimizer of one component (for a GAN, its generator's and its critic's)."""
+    """The optimizer of one component; for models of several networks trained in
+    alternating steps, one per network (`PartOptimizers`)."""
     m = config.model
-    adam = optax.adam(m.learning_rate, b1=m.b1, b2=m.b2)
+    main = optax.adam(m.learning_rate, b1=m.b1, b2=m.b2)
+    if m.family == "avb":
+        return PartOptimizers.of(autoencoder=main, adversary=optax.adam(
+            config.avb.adversary_learning_rate, b1=m.b1, b2=m.b2))
+    if m.family == "gram":
+        return PartOptimizers.of(generator=main, projection=optax.adam(
+            config.gram.projection_learning_rate, b1=m.b1, b2=m.b2))
     if m.family != "gan":
-        return adam
+        return main
     g = config.gan
-    return gan.GANOptimizers(generator=adam, critic=optax.adam(
+    if g.optimizer == "rmsprop":
+        return PartOptimizers.of(generator=optax.rmsprop(m.learning_rate),
+                                 critic=optax.rmsprop(g.critic_learning_rate))
+    return PartOptimizers.of(generator=main, critic=optax.adam(
         g.critic_learning_rate, b1=g.critic_b1, b2=g.critic_b2))

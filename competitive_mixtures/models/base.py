@@ -65,6 +65,25 @@ def gradient_step(loss_fn: Callable[..., tuple[jax.Array, PyTree]],
 
 
 @dataclasses.dataclass(frozen=True)
+class PartOptimizers:
+    """One optimizer per named network of a component that trains several
+    (a GAN's generator and critic) in alternating steps; parameters and
+    optimizer state are dicts keyed by the same names."""
+
+    parts: tuple[tuple[str, optax.GradientTransformation], ...]
+
+    @classmethod
+    def of(cls, **parts: optax.GradientTransformation) -> "PartOptimizers":
+        return cls(tuple(parts.items()))
+
+    def __getitem__(self, name: str) -> optax.GradientTransformation:
+        return dict(self.parts)[name]
+
+    def init(self, params: PyTree) -> PyTree:
+        return {name: optimizer.init(params[name]) for name, optimizer in self.parts}
+
+
+@dataclasses.dataclass(frozen=True)
 class LinenModel:
     """Pure functions of one component built from a Linen module."""
 

@@ -28,7 +28,12 @@ Losses (`loss`):
     -log D(g(z)), D = sigmoid(critic);
   'wgan_gp': Wasserstein GAN with gradient penalty (Gulrajani et al. 2017),
     critic c(g(z)) - c(x) + gp_weight * (||grad c(x_hat)|| - 1)^2 on
-    x_hat = eps x + (1 - eps) g(z), eps ~ U[0, 1]; generator -c(g(z)).
+    x_hat = eps x + (1 - eps) g(z), eps ~ U[0, 1]; generator -c(g(z));
+  'wgan_clip': the original Wasserstein GAN (Arjovsky et al. 2017): the same
+    critic and generator losses without the penalty; the critic is kept
+    Lipschitz by clipping every critic weight to [-clip, clip] after each of
+    its updates (the paper: RMSProp, clip 0.01, 5 critic steps, no spectral
+    normalisation; `configs/gan_ring.py:loss=wgan_clip`).
 One training step is `critic_steps` critic updates, each on its own real
 batch, then one generator update.
 """
@@ -43,11 +48,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from competitive_mixtures.models.base import ComponentStep, gradient_step
+from competitive_mixtures.models.base import ComponentStep, PartOptimizers, gradient_step
 from competitive_mixtures.models.conv import _batch_norm, to_unit_interval
 
 PyTree = Any
-LOSSES = ("ns", "wgan_gp")
+LOSSES = ("ns", "wgan_gp", "wgan_clip")
 LEAKY_SLOPE = 0.2
 
 
@@ -164,18 +169,6 @@ class ConvCritic(nn.Module):
         return _dense(1, self.spectral_norm, train)(x.reshape(x.shape[0], -1))[:, 0]
 
 
-@dataclasses.dataclass(frozen=True)
-class GANOptimizers:
-    """The generator's and the critic's optimizers; state `{'generator': .., 'critic': ..}`."""
-
-    generator: optax.GradientTransformation
-    critic: optax.GradientTransformation
-
-    def init(self, params: PyTree) -> PyTree:
-        return {"generator": self.generator.init(params["generator"]),
-                "critic": self.critic.init(params["critic"])}
-
-
 def gradient_penalty(critic_fn, real: jax.Array, fake: jax.Array,
                      eps: jax.Array) -> jax.Array:
     """Mean over the batch of (||grad_x critic(x_hat)||_2 - 1)^2, x_hat = eps real + (1-eps) fake.
@@ -208,6 +201,7 @@ class GANModel:
     loss: str = "ns"
     critic_steps: int = 1
     gp_weight: float = 10.0
+    clip: float = 0.01
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -262,6 +256,8 @@ class GANModel:
         real_logits, fake_logits = jnp.split(logits, 2)
         if self.loss == "ns":
             loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+        elif self.loss == "wgan_clip":
+            loss = jnp.mean(fake_logits) - jnp.mean(real_logits)
         else:
             def plain(v):
                 return self.criticise(critic_params, {"critic": critic_state}, v, train=False)[0]
@@ -275,7 +271,7 @@ class GANModel:
             return jnp.mean(jax.nn.softplus(-logits))
         return -jnp.mean(logits)
 
-    def make_step(self, optimizer: GANOptimizers, axis_name: str | None = None) -> ComponentStep:
+    def make_step(self, optimizer: PartOptimizers, axis_name: str | None = None) -> ComponentStep:
         """`critic_steps` critic updates, then one generator update (see class docstring).
 
         The loss returned is the generator's.
@@ -285,14 +281,14 @@ class GANModel:
         def critic_fn(critic_params, critic_state, real, fake, eps):
             return self.critic_loss(critic_params, critic_state, real, fake, eps)
 
-        critic_update = gradient_step(critic_fn, optimizer.critic, axis_name)
+        critic_update = gradient_step(critic_fn, optimizer["critic"], axis_name)
 
         def gen_fn(gen_params, state, critic_params, z):
             fake, gen_state = self.generate(gen_params, state, z, train=True)
             logits, _ = self.criticise(critic_params, state, fake, train=False)
             return self.generator_loss(logits), gen_state
 
-        gen_update = gradient_step(gen_fn, optimizer.generator, axis_name)
+        gen_update = gradient_step(gen_fn, optimizer["generator"], axis_name)
 
         def step(params, model_state, opt_state, x, noise):
             critic_params, critic_state = params["critic"], model_state["critic"]
@@ -304,6 +300,9 @@ class GANModel:
                 critic_params, critic_state, critic_opt, _ = critic_update(
                     critic_params, critic_state, critic_opt, x[:, i],
                     jax.lax.stop_gradient(fake), eps)
+                if self.loss == "wgan_clip":
+                    critic_params = jax.tree.map(lambda w: jnp.clip(w, -self.clip, self.clip),
+                                                 critic_params)
             state = {**model_state, "critic": critic_state}
             gen_params, gen_state, gen_opt, loss = gen_update(
                 params["generator"], state, opt_state["generator"], critic_params,
