@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import config as config_lib
+from competitive_mixtures import kernels
 from competitive_mixtures import models
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
@@ -47,7 +48,7 @@ def test_kernel_ratio_recovers_gaussian_ratio(dim):
 def test_nystrom_equals_exact_with_every_point_a_landmark():
     x, samples, _ = _gaussians(2, 1.0, n=300)
     x, samples = jnp.asarray(x), jnp.asarray(samples)
-    width = kernel.median_distance(x)
+    width = kernels.median_distance(x)
     exact = jax.jit(kernel.exact_ratio)(x, samples, width, 1e-3)
     approx = jax.jit(kernel.nystrom_ratio)(x, samples, x, width, 1e-3)
     np.testing.assert_allclose(np.asarray(approx), np.asarray(exact), atol=2e-3, rtol=2e-3)

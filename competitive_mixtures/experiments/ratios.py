@@ -143,33 +143,34 @@ def write_tables(results: dict, seconds: dict, timing: list, nystrom: list, seed
     methods = list(next(iter(results.values())))
     header = "| data | " + " | ".join(TITLES[m] for m in methods) + " |"
     rule = "|---" * (len(methods) + 1) + "|"
-    lines = [f"# Ratio estimators and boosting ({preset} preset, {seeds} seed(s); "
-             "mean +- std over seeds)"]
+    lines = [(f"# Ratio estimators and boosting ({preset} preset, {seeds} seed(s); "
+              "mean +- std over seeds)")]
     for title, getter in METRICS:
         lines += ["", title, "", header, rule]
         for d in datasets:
             lines.append(f"| {d} | " + " | ".join(
                 experiments.mean_std([getter(r) for r in results[d][m]]) for m in methods) + " |")
-    lines += ["", "Mean seconds of an assignment pass in these runs (fit + log ratios + "
-              "assignment; boosting: at the end of each stage)", "", header, rule]
+    lines += ["", ("Mean seconds of an assignment pass in these runs (fit + log ratios + "
+                   "assignment; boosting: at the end of each stage)"), "", header, rule]
     for d in datasets:
         lines.append(f"| {d} | " + " | ".join(
             experiments.mean_std(seconds[d][m]) for m in methods) + " |")
     if timing:
-        lines += ["", f"One assignment pass at N = {timing[0]['points']}, "
-                  f"K = {timing[0]['components']} ({timing[0]['device']})", "",
+        lines += ["", (f"One assignment pass at N = {timing[0]['points']}, "
+                       f"K = {timing[0]['components']} ({timing[0]['device']})"), "",
                   "| estimator | fit (s) | log ratios + assignment (s) | total (s) |",
                   "|---|---|---|---|"]
-        lines += [f"| {t['kind']} | {t['fit_seconds']:.2f} | "
-                  f"{t['ratio_and_assign_seconds']:.2f} | {t['total_seconds']:.2f} |"
+        lines += [(f"| {t['kind']} | {t['fit_seconds']:.2f} | "
+                   f"{t['ratio_and_assign_seconds']:.2f} | {t['total_seconds']:.2f} |")
                   for t in timing]
     if nystrom:
-        lines += ["", f"Kernel estimator: Nystrom ({nystrom[0]['landmarks']} landmarks) vs "
-                  f"exact solve on {nystrom[0]['points']} points, true modes as components",
-                  "", "| data | relative L2 error of r | mean abs error of log r (r > 0.01) "
-                  "| same best component |", "|---|---|---|---|"]
-        lines += [f"| {n['dataset']} | {n['relative_l2']:.2e} | {n['log_mae']:.2e} | "
-                  f"{n['argmax_agreement']:.4f} |" for n in nystrom]
+        lines += ["", (f"Kernel estimator: Nystrom ({nystrom[0]['landmarks']} landmarks) vs "
+                       f"exact solve on {nystrom[0]['points']} points, true modes as "
+                       "components"), "",
+                  ("| data | relative L2 error of r | mean abs error of log r (r > 0.01) "
+                   "| same best component |"), "|---|---|---|---|"]
+        lines += [(f"| {n['dataset']} | {n['relative_l2']:.2e} | {n['log_mae']:.2e} | "
+                   f"{n['argmax_agreement']:.4f} |") for n in nystrom]
     text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
         f.write(text)

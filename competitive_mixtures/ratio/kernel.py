@@ -26,7 +26,8 @@ O(N m^2) time and O(N m) memory instead of O(N^3) and O(N^2).
 `approximation_error` measures this against the exact solve on a subset.
 
 The unconstrained solve can return ratios <= 0 where a component has no
-mass; logs are taken of max(r, RATIO_FLOOR).
+mass; logs are taken of max(r, RATIO_FLOOR). The kernel arithmetic is that of
+`kernels.py`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from competitive_mixtures import kernels
 from competitive_mixtures import stacking
 from competitive_mixtures.state import Stack
 
@@ -60,22 +62,6 @@ def flatten(x: jax.Array) -> jax.Array:
     return flat.astype(jnp.float32)
 
 
-def gaussian_kernel(a: jax.Array, b: jax.Array, width: jax.Array) -> jax.Array:
-    """`[A, D]`, `[B, D]` -> `[A, B]` exp(-||a - b||^2 / (2 width^2))."""
-    sq = (jnp.sum(a * a, axis=1)[:, None] + jnp.sum(b * b, axis=1)[None, :]
-          - 2.0 * a @ b.T)
-    return jnp.exp(-jnp.maximum(sq, 0.0) / (2.0 * width * width))
-
-
-def median_distance(points: jax.Array) -> jax.Array:
-    """Median Euclidean distance between distinct points of `[M, D]` (M >= 2)."""
-    m = points.shape[0]
-    sq = (jnp.sum(points * points, axis=1)[:, None] + jnp.sum(points * points, axis=1)[None, :]
-          - 2.0 * points @ points.T)
-    upper = jnp.triu(jnp.ones((m, m), bool), k=1)
-    return jnp.nanmedian(jnp.where(upper, jnp.sqrt(jnp.maximum(sq, 0.0)), jnp.nan))
-
-
 def _row_blocks(fn, x: jax.Array, columns: int) -> jax.Array:
     """`fn` on row blocks of `x` `[N, ...]` sized so a block has <= BLOCK_VALUES values."""
     n = x.shape[0]
@@ -90,14 +76,14 @@ def sample_means(x: jax.Array, samples: jax.Array, width: jax.Array) -> jax.Arra
     """(1/n) K_dm 1 of every component: `[N, D]`, `[K, n, D]` -> `[N, K]`."""
     k, n, d = samples.shape
     flat = samples.reshape(k * n, d)
-    return _row_blocks(lambda xb: gaussian_kernel(xb, flat, width).reshape(-1, k, n).mean(-1),
-                       x, k * n)
+    return _row_blocks(
+        lambda xb: kernels.gaussian_kernel(xb, flat, width).reshape(-1, k, n).mean(-1), x, k * n)
 
 
 def exact_ratio(x: jax.Array, samples: jax.Array, width: jax.Array, eps: float) -> jax.Array:
     """Eq. (1) solved exactly: `[N, D]` data, `[K, n, D]` samples -> `[N, K]` ratios."""
     n = x.shape[0]
-    gram = gaussian_kernel(x, x, width) + n * eps * jnp.eye(n, dtype=x.dtype)
+    gram = kernels.gaussian_kernel(x, x, width) + n * eps * jnp.eye(n, dtype=x.dtype)
     factor = jax.scipy.linalg.cho_factor(gram, lower=True)
     return jax.scipy.linalg.cho_solve(factor, n * sample_means(x, samples, width))
 
@@ -106,10 +92,11 @@ def nystrom_ratio(x: jax.Array, samples: jax.Array, landmarks: jax.Array, width:
                   eps: float) -> jax.Array:
     """Eq. (1) with K_dd ~ Phi Phi^T on `landmarks` `[m, D]` (Woodbury solve) -> `[N, K]`."""
     n, m = x.shape[0], landmarks.shape[0]
-    values, vectors = jnp.linalg.eigh(gaussian_kernel(landmarks, landmarks, width))
+    values, vectors = jnp.linalg.eigh(kernels.gaussian_kernel(landmarks, landmarks, width))
     keep = values > EIGEN_CUTOFF * values[-1]
     projection = vectors * jnp.where(keep, jax.lax.rsqrt(jnp.where(keep, values, 1.0)), 0.0)
-    phi = _row_blocks(lambda xb: gaussian_kernel(xb, landmarks, width) @ projection, x, m)
+    phi = _row_blocks(lambda xb: kernels.gaussian_kernel(xb, landmarks, width) @ projection,
+                      x, m)
     ridge = n * eps
     rhs = n * sample_means(x, samples, width)
     inner = ridge * jnp.eye(m, dtype=x.dtype) + phi.T @ phi
@@ -128,7 +115,7 @@ def log_ratios(x: jax.Array, samples: jax.Array, key: jax.Array, eps: float,
     n = x.shape[0]
     median_key, landmark_key = jax.random.split(key)
     subset = x[jax.random.choice(median_key, n, (min(n, MEDIAN_POINTS),), replace=False)]
-    width = width_scale * median_distance(subset)
+    width = width_scale * kernels.median_distance(subset)
     if n <= exact_max:
         ratio = exact_ratio(x, samples, width, eps)
     else:
