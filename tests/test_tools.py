@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import train
+from competitive_mixtures import experiments
 from competitive_mixtures.experiments import table1
 from conftest import load_config
 
@@ -88,15 +89,15 @@ def test_table1_tiny_resumes_after_interruption(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train, "train_and_evaluate", interrupted)
     config = table1.config_for(module, 3, "competitive", "tiny", 0)
-    table1.run_one(config, str(tmp_path / "a"))
+    experiments.run_one(config, str(tmp_path / "a"))
     with pytest.raises(KeyboardInterrupt):
-        table1.run_one(table1.config_for(module, 3, "bagging", "tiny", 0), str(tmp_path / "b"))
+        experiments.run_one(table1.config_for(module, 3, "bagging", "tiny", 0), str(tmp_path / "b"))
     monkeypatch.setattr(train, "train_and_evaluate", real)
     # A finished run is not trained again; the interrupted one completes.
     mtime = os.path.getmtime(tmp_path / "a" / "eval.json")
-    table1.run_one(config, str(tmp_path / "a"))
+    experiments.run_one(config, str(tmp_path / "a"))
     assert os.path.getmtime(tmp_path / "a" / "eval.json") == mtime
-    result = table1.run_one(table1.config_for(module, 3, "bagging", "tiny", 0),
+    result = experiments.run_one(table1.config_for(module, 3, "bagging", "tiny", 0),
                             str(tmp_path / "b"))
     assert result["strategy"] == "bagging"
 

@@ -24,7 +24,6 @@ rounds) is stretched to K - 1 rounds for it.
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
@@ -37,7 +36,6 @@ from competitive_mixtures import config as config_lib
 from competitive_mixtures import experiments
 from competitive_mixtures import plots
 from competitive_mixtures import train
-from competitive_mixtures.metrics import report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method and dataset.")
@@ -64,30 +62,13 @@ def config_for(config_dir: str, modes: int, method: str, preset: str, seed: int)
     return config
 
 
-def run_one(config, workdir: str) -> dict:
-    """Trains (or resumes) one run and evaluates it once; returns eval.json's content."""
-    eval_path = os.path.join(workdir, "eval.json")
-    if os.path.exists(eval_path):
-        with open(eval_path) as f:
-            result = json.load(f)
-        if result["round"] == config.num_rounds:
-            return result
-    train.train_and_evaluate(config, workdir)
-    return report.evaluate_run(workdir, num_samples=config.eval.num_samples)
-
-
-def _mean_std(values: list[float]) -> str:
-    values = np.asarray(values, float)
-    return f"{values.mean():.2f} +- {values.std():.2f}"
-
-
 def write_table(results: dict, seeds: int, preset: str, path: str) -> str:
     lines = [f"# Table 1 ({preset} preset, {seeds} seed(s); mean +- std over seeds)", "",
              "KDE log-likelihood of held-out data (higher is better); paper's value in brackets.",
              "", "| modes | competitive K VAEs | bagging K VAEs | single VAE-150 "
              "| AdaGAN boosting K VAEs |", "|---|---|---|---|---|"]
     for modes in MODES:
-        cells = [_mean_std([r['kde']['log_likelihood'] for r in results[modes][m]])
+        cells = [experiments.mean_std([r['kde']['log_likelihood'] for r in results[modes][m]])
                  + (f" ({PAPER[modes][m]:.2f})" if m in PAPER[modes] else "") for m in METHODS]
         lines.append(f"| {modes} | " + " | ".join(cells) + " |")
     for title, getter in (("Coverage C (AdaGAN; higher is better)",
@@ -97,7 +78,7 @@ def write_table(results: dict, seeds: int, preset: str, path: str) -> str:
         lines += ["", title, "", "| modes | competitive | bagging | single VAE-150 | boosting |",
                   "|---|---|---|---|---|"]
         for modes in MODES:
-            cells = [_mean_std([getter(r) for r in results[modes][m]]) for m in METHODS]
+            cells = [experiments.mean_std([getter(r) for r in results[modes][m]]) for m in METHODS]
             lines.append(f"| {modes} | " + " | ".join(cells) + " |")
     lines += ["", "NMI of bagging is that of a random split, and of a single model 0: "
               "listed for completeness. Boosting's owner of a point is its most responsible "
@@ -132,7 +113,7 @@ def main(argv):
                                     _PRESET.value, seed)
                 run = os.path.join(_WORKDIR.value, f"modes{modes}", method, f"seed{seed}")
                 logging.info("table1: %d modes, %s, seed %d -> %s", modes, method, seed, run)
-                results[modes][method].append(run_one(config, run))
+                results[modes][method].append(experiments.run_one(config, run))
     text = write_table(results, _SEEDS.value, _PRESET.value,
                        os.path.join(_WORKDIR.value, "table1.md"))
     for modes in MODES:

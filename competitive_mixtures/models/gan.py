@@ -46,7 +46,6 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from competitive_mixtures.models.base import ComponentStep, PartOptimizers, gradient_step
 from competitive_mixtures.models.conv import _batch_norm, to_unit_interval
