@@ -112,8 +112,6 @@ class AVBModel:
     adversary: Adversary
     sample_noise: bool = True
 
-    is_generator = True
-    has_log_likelihood = False
     draws_per_example = None
 
     @property

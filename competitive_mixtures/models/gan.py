@@ -206,9 +206,6 @@ class GANModel:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
 
-    is_generator = True
-    has_log_likelihood = False
-
     @property
     def draws_per_example(self) -> int:
         return self.critic_steps

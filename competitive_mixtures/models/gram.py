@@ -89,8 +89,6 @@ class GRaMModel:
     latent: int
     eps: float = 1e-3
 
-    is_generator = True
-    has_log_likelihood = False
     draws_per_example = None
     # The M-step runs the global-view step (see steps.make_m_step).
     whole_batch_statistics = True
