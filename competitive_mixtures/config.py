@@ -17,7 +17,11 @@ from competitive_mixtures import boosting
 
 STRATEGIES = ("competitive", "bagging", "single", "boosting")
 RATIO_KINDS = ("discriminator", "kernel", "multiclass")
-MODEL_FAMILIES = ("vae", "kmeans", "conv_vae")
+MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
+# Families with networks for both vector and image data.
+ANY_DATA_FAMILIES = ("gan", "avb", "gram")
+GAN_LOSSES = ("ns", "wgan_gp", "wgan_clip")
+GAN_OPTIMIZERS = ("adam", "rmsprop")
 DATASETS = ("gaussians", "ring", "grid", "mnist_offline", "mnist", "celeb_a")
 IMAGE_DATASETS = ("mnist_offline", "mnist", "celeb_a")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -94,6 +98,47 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.b1 = 0.5
     c.model.b2 = 0.999
 
+    c.gan = ml_collections.ConfigDict()
+    # GAN components (model.family='gan'): the generator uses model.hidden (MLP)
+    # or model.kernel/batch_norm (conv), model.latent and model's optimizer
+    # settings; each component's own critic is set here.
+    # 'ns' (non-saturating), 'wgan_gp' (Wasserstein with gradient penalty) or
+    # 'wgan_clip' (Wasserstein with critic weights clipped to [-clip, clip]).
+    c.gan.loss = "ns"
+    # Critic updates per generator update, each on its own real batch.
+    c.gan.critic_steps = 1
+    c.gan.gp_weight = 10.0
+    c.gan.clip = 0.01
+    # Optimizer of generator and critic: 'adam' (model.b1/b2 and critic_b1/b2)
+    # or 'rmsprop' (the original WGAN's), each at its learning rate.
+    c.gan.optimizer = "adam"
+    c.gan.spectral_norm = True
+    # MLP critic for vector data.
+    c.gan.critic_hidden = (128, 128)
+    # Conv nets for images: the widest layer's channels (DCGAN: 512 at 64x64).
+    c.gan.filters = 64
+    c.gan.critic_learning_rate = 2e-4
+    c.gan.critic_b1 = 0.5
+    c.gan.critic_b2 = 0.999
+
+    c.avb = ml_collections.ConfigDict()
+    # Adversarial Variational Bayes (model.family='avb'): encoder and decoder
+    # are MLPs with model.hidden (on flattened images too); the adversary
+    # T(x, z) is an MLP with these layers.
+    c.avb.adversary_hidden = (128, 128)
+    c.avb.adversary_learning_rate = 1e-3
+
+    c.gram = ml_collections.ConfigDict()
+    # GRaM (model.family='gram'): the generator is that of a GAN (model.hidden,
+    # or gan.filters without batch norm for images); the projection f maps to
+    # projection_dim outputs (MLP layers for vectors, stride-2 convs for images).
+    c.gram.projection_dim = 8
+    c.gram.projection_hidden = (64, 64)
+    c.gram.projection_channels = (16, 32)
+    c.gram.projection_learning_rate = 1e-3
+    # Ridge of the kernel ratio estimate.
+    c.gram.eps = 1e-3
+
     c.disc = ml_collections.ConfigDict()
     # MLP discriminator for vector data; conv channels and kernel for images.
     c.disc.hidden = (50, 50)
@@ -155,6 +200,28 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.max_to_keep = 3
     return c
+
+
+def from_dict(values: dict) -> ml_collections.ConfigDict:
+    """A config read back from a run's `config.json`.
+
+    Fields the run's version did not have yet keep their `base_config()`
+    defaults, so runs made before a field was added can still be restored.
+    """
+    config = base_config()
+
+    def merge(target: ml_collections.ConfigDict, source: dict) -> None:
+        for key, value in source.items():
+            default = target.get(key)
+            if isinstance(default, ml_collections.ConfigDict) and isinstance(value, dict):
+                merge(default, value)
+            elif isinstance(default, tuple) and isinstance(value, list):
+                target[key] = tuple(value)
+            else:
+                target[key] = value
+
+    merge(config, values)
+    return config
 
 
 def parse_arg(arg: str | None, allowed: set[str], where: str) -> dict[str, Any]:
@@ -251,9 +318,21 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
     _require(config.disc.optimizer in OPTIMIZERS, "disc.optimizer", config.disc.optimizer,
              f"one of {OPTIMIZERS}")
     images = config.data.name in IMAGE_DATASETS
-    _require(images == (config.model.family == "conv_vae"), "model.family", config.model.family,
-             "'conv_vae' for image data (data.name in "
-             f"{IMAGE_DATASETS}) and 'vae' or 'kmeans' for vector data")
+    family = config.model.family
+    _require(family in ANY_DATA_FAMILIES or images == (family == "conv_vae"), "model.family",
+             family, f"'conv_vae' or one of {ANY_DATA_FAMILIES} for image data (data.name in "
+             f"{IMAGE_DATASETS}), and not 'conv_vae' for vector data")
+    if family == "gan":
+        _require(config.gan.loss in GAN_LOSSES, "gan.loss", config.gan.loss,
+                 f"one of {GAN_LOSSES}")
+        _require(config.gan.optimizer in GAN_OPTIMIZERS, "gan.optimizer", config.gan.optimizer,
+                 f"one of {GAN_OPTIMIZERS}")
+        _require(config.gan.clip > 0, "gan.clip", config.gan.clip, "a number > 0")
+        _require(isinstance(config.gan.critic_steps, int) and config.gan.critic_steps >= 1,
+                 "gan.critic_steps", config.gan.critic_steps, "an integer >= 1")
+        _require(isinstance(config.gan.filters, int) and config.gan.filters >= 1
+                 and config.gan.filters & (config.gan.filters - 1) == 0,
+                 "gan.filters", config.gan.filters, "a power of two")
     if config.data.name == "gaussians":
         _require(config.data.modes in GAUSSIAN_MODES, "data.modes", config.data.modes,
                  f"one of {GAUSSIAN_MODES} for data.name='gaussians'")

@@ -42,6 +42,7 @@ from competitive_mixtures import steps
 from competitive_mixtures import strategies
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.metrics import kde
+from competitive_mixtures.metrics import modes
 from competitive_mixtures.models import kmeans
 from competitive_mixtures.state import MixtureState
 
@@ -83,8 +84,7 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
                          ("disc.batch_size", config.disc.batch_size)):
         sharding.check_divisible(value, mesh, field)
     gen_model = models.generator(config, data_shape)
-    gen_optimizer = optax.adam(config.model.learning_rate, b1=config.model.b1,
-                               b2=config.model.b2)
+    gen_optimizer = models.generator_optimizer(config)
     estimator = ratio_lib.make(config, gen_model, data_shape, mesh)
     exact = config.model.family == "kmeans"
     return Programs(
@@ -361,7 +361,7 @@ def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, Mixt
             f"{workdir} holds no finished round (missing {', '.join(missing)}); train first with "
             f"python -m competitive_mixtures.main --config=... --workdir={workdir}")
     with epath.Path(work.file("config.json")).open() as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        config = config_lib.from_dict(json.load(f))
     with epath.Path(work.file("heldout.npz")).open("rb") as f, np.load(f) as heldout:
         data_shape = heldout["x"].shape[1:]
     with epath.Path(work.file("assignments.npz")).open("rb") as f, np.load(f) as assignments:
@@ -408,13 +408,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if work.lead:
         epath.Path(work.figures).mkdir(parents=True, exist_ok=True)
     work.check_config(config, allow_config_change)
-    modes = {} if dataset.centres is None else {
+    mode_info = {} if dataset.centres is None else {
         "centres": dataset.centres.astype(np.float32), "mode_std": np.float32(dataset.mode_std)}
     heldout_x = dataset.heldout_x
     if heldout_x.dtype != np.uint8:
         heldout_x = heldout_x.astype(np.float32)
     work.save_npz("heldout.npz", x=heldout_x,
-                     label=dataset.heldout_label.astype(np.int32), **modes)
+                     label=dataset.heldout_label.astype(np.int32), **mode_info)
     logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
                  dataset.num_points, dataset.data_shape, len(dataset.heldout_x))
 
@@ -466,6 +466,11 @@ def _finish(config, programs: Programs, state: MixtureState, dataset, work: Work
     logging.info("KDE log-likelihood of %d held-out points under %d mixture samples: %.4f "
                  "(bandwidth %.4g chosen on held-out samples)", len(dataset.heldout_x),
                  len(samples), summary["kde"]["log_likelihood"], summary["kde"]["bandwidth"])
+    if dataset.centres is not None:
+        found = modes.mode_metrics(samples, dataset.centres, dataset.mode_std)
+        summary["modes"] = {**found, "mode_counts": found["mode_counts"].tolist()}
+        logging.info("modes covered: %d of %d; high-quality samples: %.3f",
+                     found["modes_covered"], found["num_modes"], found["high_quality_share"])
     if dataset.num_classes:
         summary["clustering"] = clustering.clustering_scores(
             np.asarray(state.owner), dataset.label, config.num_components)

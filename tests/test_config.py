@@ -1,5 +1,6 @@
 """Bad configs fail before training, naming the field and what it allows."""
 
+import json
 import os
 import subprocess
 import sys
@@ -118,3 +119,13 @@ def test_command_line_unknown_override_fails(tmp_path):
     assert result.returncode != 0
     assert "nonexistent" in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_config_of_an_older_run_gets_new_fields_as_defaults():
+    """A run's config.json written before a field existed restores with its default."""
+    values = json.loads(load_config("gan_ring", "tiny").to_json())
+    del values["gan"]["clip"]
+    restored = config_lib.from_dict(values)
+    assert restored.gan.clip == config_lib.base_config().gan.clip
+    assert restored.model.hidden == (128, 128)  # JSON lists become the tuples they were.
+    config_lib.validate(restored)

@@ -14,10 +14,10 @@ import os
 
 from absl import app
 from absl import flags
-import ml_collections
 import numpy as np
 from sklearn.cluster import KMeans
 
+from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures.metrics import clustering
 
@@ -28,7 +28,7 @@ _SEEDS = flags.DEFINE_integer("seeds", 3, "KMeans seeds (mean +- std is printed)
 def main(argv):
     del argv
     with open(os.path.join(_WORKDIR.value, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        config = config_lib.from_dict(json.load(f))
     dataset = data_lib.load(config)
     with np.load(os.path.join(_WORKDIR.value, "assignments.npz")) as f:
         owner, label = f["assignment"], f["label"]
