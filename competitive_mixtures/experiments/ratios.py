@@ -184,6 +184,9 @@ def main(argv):
         if unknown:
             raise app.UsageError(f"unknown {name.name} {sorted(unknown)}; "
                                  f"choose from {sorted(allowed)}")
+    # Runs of one shape (other seeds, resumed runs) reuse each other's compiled programs.
+    jax.config.update("jax_compilation_cache_dir", os.path.join(_WORKDIR.value, "jax_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     results = {d: {m: [] for m in _METHODS.value} for d in _DATASETS.value}
     seconds = {d: {m: [] for m in _METHODS.value} for d in _DATASETS.value}
     for seed in range(_SEEDS.value):
