@@ -192,9 +192,8 @@ def _add_component(config: ml_collections.ConfigDict, programs: Programs, state:
         weights = boosting.next_weights(log_ratio, alpha, beta_next, c.weights)
         sets = strategies.boosting_sets(boosting.draw_training_points(draw_key, weights, n),
                                         stage + 1, k)
-        w = np.asarray(weights)
-        summary.update(beta_next=beta_next, zero_weight_share=float(np.mean(w == 0)),
-                       max_weight_times_n=float(w.max() * n))
+        summary.update(beta_next=beta_next, zero_weight_share=float(jnp.mean(weights == 0)),
+                       max_weight_times_n=float(jnp.max(weights)) * n)
     jax.block_until_ready(sets)
     record["seconds_assign"] = time.perf_counter() - tick
     record["boosting"] = summary
@@ -284,10 +283,13 @@ def draw_samples(model, gen, alpha, key: jax.Array, num_samples: int,
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     k = alpha.shape[0]
-    # Every component draws a whole block per call: keep that under ~256 MB.
+    # Every component draws a whole block per call. Keep the samples of one
+    # call under 2M values (8 MB): a conv decoder's activations are tens of
+    # times its output, and K=10 digit VAEs decoding 4096 images each failed
+    # to allocate (19 GB resident) on CPU.
     values_per_sample = int(np.prod(jax.eval_shape(
         lambda: steps.sample_mixture(model, gen, alpha, key, 1))[0].shape))
-    block = max(1, min(block, num_samples, 2**26 // (k * values_per_sample)))
+    block = max(1, min(block, num_samples, 2**21 // (k * values_per_sample)))
     xs, components = [], []
     for i in range(-(-num_samples // block)):
         x, component = steps.sample_mixture(model, gen, alpha, jax.random.fold_in(key, i), block)

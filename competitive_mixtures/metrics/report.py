@@ -33,10 +33,6 @@ from competitive_mixtures.metrics import kde
 from competitive_mixtures.metrics import modes
 
 
-# Model samples drawn per component and call, for image data.
-IMAGE_SAMPLE_BLOCK = 512
-
-
 def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0,
                  inception_weights: str | None = None,
                  digit_classifier: str | None = None) -> dict:
@@ -53,11 +49,8 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0,
     config, programs, state = train.restore_run(workdir)
     with epath.Path(workdir, "heldout.npz").open("rb") as g, np.load(g) as f:
         heldout = {name: f[name] for name in f.files}
-    # Convolutional decoders hold activations many times the size of their
-    # images: K x 4096 digits in one call fail to allocate on CPU.
-    block = IMAGE_SAMPLE_BLOCK if heldout["x"].ndim == 4 else train.SAMPLE_BLOCK
     samples, _ = train.draw_samples(programs.gen_model, state.gen, state.alpha,
-                                    jax.random.PRNGKey(seed), num_samples, block=block)
+                                    jax.random.PRNGKey(seed), num_samples)
     with epath.Path(workdir, "assignments.npz").open("rb") as g, np.load(g) as f:
         owner, label = f["assignment"], f["label"]
     alpha = np.asarray(state.alpha)
