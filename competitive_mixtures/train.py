@@ -261,9 +261,11 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         state.replace(round=jnp.int32(r + 1), gen=gen, disc=disc, owner=owner, alpha=alpha,
                       sets=sets),
         programs.mesh)
-    record["counts"] = np.bincount(np.asarray(owner), minlength=k).tolist()
-    record["alphas"] = [float(a) for a in np.asarray(alpha)]
-    record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(sets.balanced))]
+    # Read from the replicated state: on several hosts the assignment pass's
+    # outputs span devices this process cannot address.
+    record["counts"] = np.bincount(np.asarray(state.owner), minlength=k).tolist()
+    record["alphas"] = [float(a) for a in np.asarray(state.alpha)]
+    record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(state.sets.balanced))]
     record["seconds"] = time.perf_counter() - start
     return state, record
 
