@@ -14,6 +14,17 @@ CONFIG_DIR = flags.DEFINE_string("config_dir", config_lib.CONFIG_DIR,
                                  "Folder holding the experiment configs (configs/).")
 
 
+def seeded_config(name: str, parts: list[str], config_dir: str, seed: int):
+    """`configs/NAME.py` with the arguments `parts` (empty ones dropped), for one seed
+    of model and data. Boosting gets the K - 1 rounds it needs at least."""
+    config = config_lib.load_config_file(name, ",".join(p for p in parts if p), config_dir)
+    config.seed = seed
+    config.data.seed = seed
+    if config.strategy == "boosting":
+        config.num_rounds = max(config.num_rounds, config.num_components - 1)
+    return config
+
+
 def run_one(config, workdir: str) -> dict:
     """Trains (or resumes) one run and evaluates it once; returns eval.json's content."""
     eval_path = os.path.join(workdir, "eval.json")

@@ -25,7 +25,6 @@ from absl import logging
 import jax
 import numpy as np
 
-from competitive_mixtures import config as config_lib
 from competitive_mixtures import experiments
 from competitive_mixtures import plots
 from competitive_mixtures import train
@@ -50,10 +49,7 @@ def config_for(config_dir: str, data: str, method: str, model: str, preset: str,
         name, parts = "gan_ring", parts + [f"loss={model}"]
     else:
         name, parts = "families", parts + [f"model={model}"]
-    config = config_lib.load_config_file(name, ",".join(parts), config_dir)
-    config.seed = seed
-    config.data.seed = seed
-    return config
+    return experiments.seeded_config(name, parts, config_dir, seed)
 
 
 def write_table(results: dict, seeds: int, model: str, path: str) -> str:

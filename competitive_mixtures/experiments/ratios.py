@@ -66,13 +66,7 @@ METRICS = (("KDE log-likelihood of held-out data (higher is better)",
 def config_for(config_dir: str, dataset: str, method: str, preset: str, seed: int):
     """The run's config: configs/synthetic.py with the dataset's and method's arguments."""
     parts = [DATASETS[dataset], METHODS[method]] + ([] if preset == "quick" else [preset])
-    config = config_lib.load_config_file("synthetic", ",".join(p for p in parts if p),
-                                         config_dir)
-    config.seed = seed
-    config.data.seed = seed
-    if method == "boosting":
-        config.num_rounds = max(config.num_rounds, config.num_components - 1)
-    return config
+    return experiments.seeded_config("synthetic", parts, config_dir, seed)
 
 
 def assignment_seconds(workdir: str) -> float:

@@ -32,7 +32,6 @@ from absl import logging
 import jax
 import numpy as np
 
-from competitive_mixtures import config as config_lib
 from competitive_mixtures import experiments
 from competitive_mixtures import plots
 from competitive_mixtures import train
@@ -53,13 +52,7 @@ PAPER = {3: {"competitive": -4.59, "bagging": -6.49, "single150": -5.42},
 
 def config_for(config_dir: str, modes: int, method: str, preset: str, seed: int):
     parts = [f"modes={modes}", METHODS[method]] + ([] if preset == "quick" else [preset])
-    config = config_lib.load_config_file("synthetic", ",".join(p for p in parts if p),
-                                         config_dir)
-    config.seed = seed
-    config.data.seed = seed
-    if method == "boosting":
-        config.num_rounds = max(config.num_rounds, config.num_components - 1)
-    return config
+    return experiments.seeded_config("synthetic", parts, config_dir, seed)
 
 
 def write_table(results: dict, seeds: int, preset: str, path: str) -> str:
