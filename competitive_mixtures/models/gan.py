@@ -274,10 +274,7 @@ class GANModel:
         """
         latent = self.latent
 
-        def critic_fn(critic_params, critic_state, real, fake, eps):
-            return self.critic_loss(critic_params, critic_state, real, fake, eps)
-
-        critic_update = gradient_step(critic_fn, optimizer["critic"], axis_name)
+        critic_update = gradient_step(self.critic_loss, optimizer["critic"], axis_name)
 
         def gen_fn(gen_params, state, critic_params, z):
             fake, gen_state = self.generate(gen_params, state, z, train=True)
