@@ -4,9 +4,11 @@ import json
 import os
 
 from absl import flags
+import jax
 import numpy as np
 
 from competitive_mixtures import config as config_lib
+from competitive_mixtures import plots
 from competitive_mixtures import train
 from competitive_mixtures.metrics import report
 
@@ -35,6 +37,20 @@ def run_one(config, workdir: str) -> dict:
             return result
     train.train_and_evaluate(config, workdir)
     return report.evaluate_run(workdir, num_samples=config.eval.num_samples)
+
+
+def sample_figure(runs: dict[str, str], path: str, title: str, num_samples: int = 5000) -> None:
+    """Side-by-side 2-D samples of finished runs (`{panel name: workdir}`) over the
+    held-out data of the first run."""
+    panels = []
+    for name, run in runs.items():
+        _, programs, state = train.restore_run(run)
+        samples, component = train.draw_samples(programs.gen_model, state.gen, state.alpha,
+                                                jax.random.PRNGKey(0), num_samples)
+        panels.append((name, samples, component))
+    with np.load(os.path.join(next(iter(runs.values())), "heldout.npz")) as f:
+        heldout = f["x"]
+    plots.sample_panels(path, heldout, panels, title=title)
 
 
 def mean_std(values) -> str:

@@ -22,12 +22,8 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
-import jax
-import numpy as np
 
 from competitive_mixtures import experiments
-from competitive_mixtures import plots
-from competitive_mixtures import train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method and dataset.")
@@ -71,16 +67,10 @@ def write_table(results: dict, seeds: int, model: str, path: str) -> str:
     return text
 
 
-def sample_figure(workdir: str, data: str, path: str, num_samples: int = 5000) -> None:
-    panels = []
-    for method in METHODS:
-        _, programs, state = train.restore_run(os.path.join(workdir, data, method, "seed0"))
-        samples, component = train.draw_samples(programs.gen_model, state.gen, state.alpha,
-                                                jax.random.PRNGKey(0), num_samples)
-        panels.append((method, samples, component))
-    with np.load(os.path.join(workdir, data, "competitive", "seed0", "heldout.npz")) as f:
-        heldout = f["x"]
-    plots.sample_panels(path, heldout, panels, title=f"{data}: samples (grey: held-out data)")
+def sample_figure(workdir: str, data: str, path: str) -> None:
+    experiments.sample_figure(
+        {method: os.path.join(workdir, data, method, "seed0") for method in METHODS},
+        path, title=f"{data}: samples (grey: held-out data)")
 
 
 def main(argv):
