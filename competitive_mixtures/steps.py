@@ -25,6 +25,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 import optax
 
 from competitive_mixtures import assign
+from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures.models.base import LinenModel, gradient_step
@@ -76,6 +77,13 @@ def _constrain(x: jax.Array, mesh: Mesh) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh))
 
 
+def _batch(x: points_lib.Data, index: jax.Array, mesh: Mesh) -> jax.Array:
+    """The points `index` `[K, B, ...]` as a batch split on B."""
+    if isinstance(x, points_lib.Points):
+        return points_lib.take(x, index, split_axis=1)
+    return x[_constrain(index, mesh)]
+
+
 def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
                 unroll: bool = False) -> Callable:
     """M-step: every component trains on batches from its own training set.
@@ -87,7 +95,8 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
 
     Returns a jitted
     `m_step(gen, x [N, ...], sets, num_steps [K], offset, key) -> (gen, loss_sum [K], steps [K])`
-    that donates `gen`. `x` is replicated on every device.
+    that donates `gen`. `x` is `points.Points` (split over the devices) or an
+    array replicated on every device.
     """
     if getattr(model, "whole_batch_statistics", False):
         # Losses that are not means over examples (kernel statistics of the
@@ -100,7 +109,7 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
     draws = model.draws_per_example  # None: one point per example.
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def m_step(gen: Stack, x: jax.Array, sets: assign.TrainingSets, num_steps: jax.Array,
+    def m_step(gen: Stack, x: points_lib.Data, sets: assign.TrainingSets, num_steps: jax.Array,
                offset: jax.Array, key: jax.Array):
         k = sets.count.shape[0]
 
@@ -110,7 +119,7 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
             if draws:
                 index = index.reshape(k, batch_size, draws)
             noise = jax.random.normal(noise_key, (k, batch_size) + model.noise_shape)
-            return update(gen, x[_constrain(index, mesh)], _constrain(noise, mesh))
+            return update(gen, _batch(x, index, mesh), _constrain(noise, mesh))
 
         return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll)
 
@@ -142,16 +151,15 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                       mesh, num_batch_args=1)
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def disc_step(disc: Stack, gen: Stack, x: jax.Array, num_steps: jax.Array,
+    def disc_step(disc: Stack, gen: Stack, x: points_lib.Data, num_steps: jax.Array,
                   offset: jax.Array, key: jax.Array):
         k = jax.tree.leaves(gen.params)[0].shape[0]
 
         def step(disc, step_key):
             index_key, sample_key = jax.random.split(step_key)
-            index = _constrain(jax.random.randint(index_key, (k, batch_size), 0, x.shape[0]),
-                               mesh)
+            index = jax.random.randint(index_key, (k, batch_size), 0, x.shape[0])
             fake = stacking.sample(gen_model, gen, jax.random.split(sample_key, k), batch_size)
-            return update(disc, (x[index], _constrain(fake, mesh)))
+            return update(disc, (_batch(x, index, mesh), _constrain(fake, mesh)))
 
         return _scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll)
 

@@ -35,6 +35,7 @@ from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import models
 from competitive_mixtures import plots
+from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
@@ -99,18 +100,14 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
         strategy=strategies.get(config.strategy), ratio=estimator, exact=exact)
 
 
-def _example_batch(x: jax.Array, key: jax.Array, size: int = 256) -> jax.Array:
-    return x[jax.random.randint(key, (size,), 0, x.shape[0])]
-
-
 def init_state(config: ml_collections.ConfigDict, programs: Programs,
-               x: jax.Array) -> MixtureState:
+               x: points_lib.Data) -> MixtureState:
     """Fresh state: K random components and the random pre-training split."""
     k = config.num_components
     rng = jax.random.PRNGKey(config.seed)
     gen_key, disc_key, split_key, example_key = jax.random.split(
         jax.random.fold_in(rng, _INIT_STREAM), 4)
-    example = _example_batch(x, example_key)
+    example = ratio_lib.base.example_batch(x, example_key)
     owner, sets = programs.strategy.initial_sets(split_key, x.shape[0], k,
                                                  config.balance.min_points,
                                                  config.bagging.bootstrap)
@@ -132,7 +129,7 @@ def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args):
 
 
 def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.ndarray,
-                  key, x: jax.Array):
+                  key, x: points_lib.Data):
     """Re-initialises components whose parameters or loss are not finite.
 
     Only the broken components change; the others' parameters and optimizer
@@ -145,7 +142,8 @@ def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.nda
     k = broken.shape[0]
     init_key, example_key = jax.random.split(key)
     fresh = stacking.init(programs.gen_model, programs.gen_optimizer,
-                          jax.random.split(init_key, k), _example_batch(x, example_key))
+                          jax.random.split(init_key, k),
+                          ratio_lib.base.example_batch(x, example_key))
     gen = stacking.select(jnp.asarray(broken), fresh, gen)
     return gen, [int(j) for j in np.flatnonzero(broken)]
 
@@ -153,14 +151,14 @@ def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.nda
 def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
     """The assignment pass's scores `[N, K]`, streamed in fixed-size batches.
 
-    `x` may live on the host (numpy) or on the devices; each batch is split
-    over the devices and padded to one compiled shape.
+    `x` may be `points.Points`, or live on the host (numpy) or on the
+    devices (see `ratio.base.stream_scores`).
     """
     return ratio_lib.base.stream_scores(programs.score, programs.mesh, stack, x, batch_size)
 
 
 def _add_component(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
-                   gen, x: jax.Array, disc_key, init_key, ratio_key, record: dict):
+                   gen, x: points_lib.Data, disc_key, init_key, ratio_key, record: dict):
     """The end of a boosting stage (AdaGAN): the component just trained joins the mixture.
 
     alpha <- (1 - beta_t) alpha + beta_t e_t; the ratio estimator is fitted to
@@ -201,9 +199,13 @@ def _add_component(config: ml_collections.ConfigDict, programs: Programs, state:
 
 
 def run_round(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
-              x: jax.Array) -> tuple[MixtureState, dict]:
+              x: points_lib.Data) -> tuple[MixtureState, dict]:
     """One round: M-step, discriminator fit, assignment pass. Returns the new state and
-    the round's record for `metrics.jsonl`."""
+    the round's record for `metrics.jsonl`.
+
+    `x` holds the N training points: `points.Points` split over the devices
+    (what `train_and_evaluate` passes), or an array replicated on them.
+    """
     r = int(state.round)
     k = config.num_components
     m_key, disc_key, reinit_key, reset_key = jax.random.split(
@@ -214,8 +216,8 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     epochs = config.pretrain_epochs if r == 0 else config.epochs_per_round
     gen = state.gen
     if programs.exact:
-        mu = kmeans.fit_centroids(x, state.owner, state.sets.best, state.sets.balanced,
-                                  gen.params["mu"])
+        mu = kmeans.fit_centroids(points_lib.full(x), state.owner, state.sets.best,
+                                  state.sets.balanced, gen.params["mu"])
         gen = gen.replace(params={**gen.params, "mu": mu})
         gen_loss = np.zeros(k)
     else:
@@ -406,7 +408,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     `mesh` defaults to all devices of all hosts (`sharding.make_mesh()`).
     """
     config_lib.validate(config)
-    dataset = data_lib.load(config)
+    mesh = sharding.make_mesh() if mesh is None else mesh
+    # Every process loads only the training points its devices hold.
+    dataset = data_lib.load(config, share=lambda n: points_lib.local_rows(n, mesh))
     config_lib.validate(config, dataset.num_points)
     work = Workdir(workdir, lead=jax.process_index() == 0)
     if work.lead:
@@ -421,11 +425,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      label=dataset.heldout_label.astype(np.int32), **mode_info)
     logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
                  dataset.num_points, dataset.data_shape, len(dataset.heldout_x))
+    if jax.process_count() > 1:
+        logging.info("process %d holds training points [%d, %d)", jax.process_index(),
+                     dataset.first, dataset.first + len(dataset.x))
 
     programs = make_programs(config, dataset.data_shape, mesh)
     # Images stay uint8 on the device (the models scale them); vectors are float32.
     x = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
-    x = sharding.put(x, sharding.replicated(programs.mesh))
+    x = points_lib.from_local(x, dataset.first, dataset.num_points, mesh)
+    # The labels of all points (small), for clustering scores on every process.
+    dataset = dataclasses.replace(dataset, label=points_lib.to_host(points_lib.from_local(
+        dataset.label, dataset.first, dataset.num_points, mesh)))
     state = init_state(config, programs, x)
     checkpointer = checkpointing.Checkpointer(work.file("checkpoints"),
                                               config.checkpoint.max_to_keep)
@@ -454,12 +464,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      f" nmi {record['clustering']['nmi']:.3f}" if "clustering" in record else "")
     checkpointer.wait()
     checkpointer.close()
-    summary = _finish(config, programs, state, dataset, work, records)
+    summary = _finish(config, programs, state, dataset, x, work, records)
     return summary
 
 
-def _finish(config, programs: Programs, state: MixtureState, dataset, work: Workdir,
-            records: list[dict]) -> dict:
+def _finish(config, programs: Programs, state: MixtureState, dataset, x: points_lib.Data,
+            work: Workdir, records: list[dict]) -> dict:
     """End-of-run evaluation: KDE log-likelihood, clustering, figures; writes summary.json."""
     key = jax.random.fold_in(state.rng, _EVAL_STREAM)
     samples, component = draw_samples(programs.gen_model, state.gen, state.alpha, key,
@@ -479,31 +489,40 @@ def _finish(config, programs: Programs, state: MixtureState, dataset, work: Work
         summary["clustering"] = clustering.clustering_scores(
             np.asarray(state.owner), dataset.label, config.num_components)
         logging.info("clustering against true modes: %s", summary["clustering"])
-    per_component = None
+    per_component = owned = None
+    owner = np.asarray(state.owner)
     if len(dataset.data_shape) == 3:
         per_component = np.asarray(stacking.sample(
             programs.gen_model, state.gen, jax.random.split(key, config.num_components),
             GRID_COLUMNS))
+        # The first points each component owns, read from the devices that hold them.
+        firsts = [np.flatnonzero(owner == j)[:GRID_COLUMNS] for j in range(config.num_components)]
+        rows = np.asarray(points_lib.take(x, np.concatenate(firsts).astype(np.int32)))
+        owned = np.split(rows, np.cumsum([len(f) for f in firsts])[:-1])
+    all_x = points_lib.to_host(x) if dataset.data_shape == (2,) else None
     if work.lead:
-        _figures(config, state, dataset, work, records, samples, component, per_component)
+        _figures(config, state, dataset, work, records, samples, component, per_component,
+                 owned, all_x)
         work.write_text("summary.json", json.dumps(summary, indent=2))
     return summary
 
 
 def _figures(config, state: MixtureState, dataset, work: Workdir, records: list[dict],
-             samples: np.ndarray, component: np.ndarray, per_component) -> None:
-    """The PNG figures of a finished run (written by the lead process)."""
+             samples: np.ndarray, component: np.ndarray, per_component, owned, all_x) -> None:
+    """The PNG figures of a finished run (written by the lead process).
+
+    `owned`: the first images each component owns (image data); `all_x`: all
+    N points (2-D data).
+    """
     owner = np.asarray(state.owner)
-    if dataset.data_shape == (2,):
+    if all_x is not None:
         plots.owners_and_samples(os.path.join(work.figures, "owners_and_samples.png"),
-                                 dataset.x, owner, samples, component, np.asarray(state.alpha),
+                                 all_x, owner, samples, component, np.asarray(state.alpha),
                                  title=f"{config.strategy}, K={config.num_components}, "
                                        f"after round {int(state.round) - 1}")
     if per_component is not None:
         plots.component_grids(os.path.join(work.figures, "components.png"), per_component,
-                              [dataset.x[owner == j][:GRID_COLUMNS]
-                               for j in range(config.num_components)],
-                              np.asarray(state.alpha))
+                              owned, np.asarray(state.alpha))
     if dataset.num_classes:
         plots.class_heatmap(os.path.join(work.figures, "classes.png"),
                             clustering.contingency(owner, dataset.label, config.num_components,

@@ -19,7 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from competitive_mixtures import assign, data as data_lib, sharding, train  # noqa: E402
+from competitive_mixtures import assign, data as data_lib, points, sharding, train  # noqa: E402
 from competitive_mixtures.models.base import PartOptimizers  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -94,9 +94,12 @@ def multiclass_on(mesh, dataset):
     return jax.device_get(disc.params), np.asarray(train.score_dataset(programs, disc, x, 1000))
 
 
-def steps_on(mesh, config, dataset, steps):
+def steps_on(mesh, config, dataset, steps, split=False):
+    """M-step, discriminator steps and assignment pass; with `split` the points
+    are `Points` split over the devices, else replicated."""
     programs = train.make_programs(config, dataset.data_shape, mesh)
-    x = jax.device_put(dataset.x, sharding.replicated(mesh))
+    x = (points.put(dataset.x, mesh) if split
+         else jax.device_put(dataset.x, sharding.replicated(mesh)))
     state = train.init_state(config, programs, x)
     num = jnp.full((config.num_components,), steps, jnp.int32)
     gen, gen_loss, _ = programs.m_step(state.gen, x, state.sets, num, jnp.int32(0),
@@ -125,6 +128,23 @@ def main():
     out["m_step_loss"] = max_diff(a["gen_loss"], b["gen_loss"])
     out["disc_params"] = max_diff(a["disc"], b["disc"])
     out["scores"] = max_diff(a["scores"], b["scores"])
+    # Points split over the 8 devices (each reads its rows, a reduce-scatter
+    # builds the batch) against the same points replicated: bit-identical.
+    c = steps_on(eight, config, dataset, 4, split=True)
+    for what in ("gen", "gen_loss", "disc", "scores", "owner", "best", "order"):
+        out[f"split_{what}_equal"] = bool(all(
+            np.array_equal(u, v) for u, v in zip(jax.tree.leaves(b[what]),
+                                                 jax.tree.leaves(c[what]))))
+    images = np.random.default_rng(0).integers(0, 256, (29, 4, 4, 3), dtype=np.uint8)
+    index = np.random.default_rng(1).integers(0, 29, (3, 8), dtype=np.int32)
+    split = points.put(images, eight)
+    out["take_uint8_replicated_equal"] = bool(np.array_equal(points.take(split, index),
+                                                             images[index]))
+    taken = points.take(split, index, split_axis=1)
+    out["take_uint8_split_equal"] = bool(np.array_equal(taken, images[index]))
+    out["take_split_sharding"] = str(taken.sharding.spec)
+    out["take_full_equal"] = bool(np.array_equal(points.to_host(split), images))
+
     (p1, l1), (p8, l8) = sgd_step_on(one, config, dataset), sgd_step_on(eight, config, dataset)
     out["sgd_step_params"] = max_diff(p1, p8)
     out["sgd_step_loss"] = max_diff(l1, l8)

@@ -4,12 +4,14 @@ import time
 
 import chex
 import jax
+import ml_collections
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 import tensorflow_datasets as tfds
 
+from competitive_mixtures import data as data_lib
 from competitive_mixtures import stacking
 from competitive_mixtures.data import images
 from competitive_mixtures.models.base import LinenModel
@@ -186,6 +188,28 @@ def test_tfds_mnist_mock(tmp_path):
     assert data.x.dtype == np.uint8 and data.label.dtype == np.int32
     assert data.label.min() >= 0 and data.label.max() <= 9
     assert data.heldout_label.min() >= 0
+
+
+def test_tfds_share_decodes_only_its_rows(tmp_path):
+    """A process's share of the training points equals those rows of the whole set."""
+    with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
+        whole = images.tfds_images('mnist', data_dir=str(tmp_path), num_heldout=15,
+                                   num_points=30, seed=0)
+        part = images.tfds_images('mnist', data_dir=str(tmp_path), num_heldout=15,
+                                  num_points=30, seed=0, share=lambda n: (n // 3, 2 * n // 3))
+    assert (part.first, part.num_points) == (10, 30)
+    np.testing.assert_array_equal(part.x, whole.x[10:20])
+    np.testing.assert_array_equal(part.label, whole.label[10:20])
+    np.testing.assert_array_equal(part.heldout_x, whole.heldout_x)
+
+
+def test_load_share_of_small_sets():
+    config = ml_collections.ConfigDict({'data': {
+        'name': 'mnist_offline', 'num_points': 50, 'num_heldout': 20, 'seed': 1}})
+    whole, part = data_lib.load(config), data_lib.load(config, share=lambda n: (40, n))
+    assert (part.first, part.num_points, whole.num_points) == (40, 50, 50)
+    np.testing.assert_array_equal(part.x, whole.x[40:])
+    np.testing.assert_array_equal(part.label, whole.label[40:])
 
 
 def test_tfds_celeb_a_mock(tmp_path):

@@ -67,6 +67,21 @@ def test_multiclass_ratio_fit_matches(report):
     assert report["multiclass_scores"] < RTOL
 
 
+@pytest.mark.parametrize("what", ["gen", "gen_loss", "disc", "scores", "owner", "best",
+                                  "order"])
+def test_points_split_over_devices_equal_replicated(report, what):
+    """Each device holding only its rows of the data gives bit-identical steps and scores."""
+    assert report[f"split_{what}_equal"]
+
+
+def test_take_reads_rows_exactly(report):
+    """uint8 rows gathered across 8 devices (29 rows: padded), replicated and split."""
+    assert report["take_uint8_replicated_equal"]
+    assert report["take_uint8_split_equal"]
+    assert report["take_split_sharding"] == "P(None, 'data')"
+    assert report["take_full_equal"]
+
+
 @pytest.mark.parametrize("mesh", ["one", "eight"])
 def test_sharded_assignment_pass_is_identical(report, mesh):
     for what in ("owner", "count", "best", "alpha", "order"):

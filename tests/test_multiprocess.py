@@ -1,8 +1,9 @@
 """Two real processes on localhost (CPU collectives over gloo) vs one process.
 
-Each of the two processes owns one CPU device; the reference is one process
-owning two simulated devices, so both runs compute over the same 2-device
-mesh and must agree exactly.
+Each of the two processes owns one CPU device and loads only the training
+points that device holds; the reference is one process owning two simulated
+devices, so both runs compute over the same 2-device mesh and must agree
+exactly.
 """
 
 import os
@@ -54,6 +55,9 @@ def test_two_processes_equal_one(tmp_path):
     np.testing.assert_array_equal(a, b)
     # Only process 0 writes the run's files; both write the checkpoint together.
     assert "process 1 of 2" in outputs[1] or "process 1 of 2" in outputs[0]
+    # Process 0 loaded only the half of the 3000 training points its device
+    # holds (process 1 logs warnings only); the other half came from process 1.
+    assert "process 0 holds training points [0, 1500)" in outputs[0]
     _, _, state_multi = train.restore_run(multi)
     _, _, state_single = train.restore_run(single)
     assert int(state_multi.round) == int(state_single.round) == 2

@@ -246,7 +246,7 @@ def _decode(source, indices: np.ndarray, name: str, image_size: int, what: str,
 def tfds_images(name: str, split: str = 'train', data_dir: str | None = None,
                 manual_dir: str | None = None, image_size: int = 64,
                 num_heldout: int = 10000, num_points: int | None = None,
-                seed: int = 0) -> Dataset:
+                seed: int = 0, share=None) -> Dataset:
     """MNIST or CelebA from a prepared tensorflow-datasets directory.
 
     Reads with `tfds.data_source(..., download=False)` (random access, no
@@ -277,6 +277,8 @@ def tfds_images(name: str, split: str = 'train', data_dir: str | None = None,
       num_heldout: number M of held-out points (capped at 10,000).
       num_points: number N of training points, or None for all.
       seed: seed of the held-out split and the subsampling.
+      share: None, or a function from N to the rows `(first, stop)` to load:
+        only those training images are decoded (see `data.load`).
 
     Returns:
       A `Dataset` with `x` uint8 `[N, H, W, C]`, `label` int32 `[N]`,
@@ -314,9 +316,14 @@ def tfds_images(name: str, split: str = 'train', data_dir: str | None = None,
 
     # Records are read in file order but stored at shuffled rows, so that the
     # training order carries no trace of the file layout.
-    x, label = _decode(source, train_index, name, image_size, split,
-                       slots=rng.permutation(train_index.size))
+    num_train = train_index.size
+    slots = rng.permutation(num_train)
+    first, stop = (0, num_train) if share is None else share(num_train)
+    mine = (slots >= first) & (slots < stop)
+    x, label = _decode(source, train_index[mine], name, image_size, split,
+                       slots=slots[mine] - first)
     heldout_x, heldout_label = _decode(heldout_source, heldout_index, name, image_size,
                                        'held-out')
     return Dataset(x=x, label=label, heldout_x=heldout_x, heldout_label=heldout_label,
-                   name=name, centres=None, mode_std=None)
+                   name=name, centres=None, mode_std=None, first=first,
+                   total=None if share is None else num_train)

@@ -63,6 +63,9 @@ class Dataset:
       name: dataset name.
       centres: `[C, D]` mode centres in data space, or None.
       mode_std: isotropic mode std for the 3-sigma quality test, or None.
+      first: `x` and `label` are the training rows `first`..`first + len(x) - 1`
+        of `num_points` (a process's share, see `data.load`); 0 for all of them.
+      total: N, the number of training points, when `x` holds a share only.
     """
 
     x: np.ndarray
@@ -72,10 +75,13 @@ class Dataset:
     name: str
     centres: np.ndarray | None = None
     mode_std: float | None = None
+    first: int = 0
+    total: int | None = None
 
     @property
     def num_points(self) -> int:
-        return self.x.shape[0]
+        """N, the number of training points (of which `x` may hold a share)."""
+        return self.x.shape[0] if self.total is None else self.total
 
     @property
     def data_shape(self) -> tuple[int, ...]:

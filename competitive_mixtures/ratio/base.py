@@ -9,12 +9,14 @@ part (networks, optimizer states; empty for the kernel estimator) lives in
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures.state import Stack
 
@@ -37,9 +39,9 @@ class RatioEstimator(Protocol):
         """`[N, K]` float32 log dP_gj/dP_X at every data point."""
 
 
-def example_batch(x: jax.Array, key: jax.Array, size: int = 256) -> jax.Array:
+def example_batch(x: points_lib.Data, key: jax.Array, size: int = 256) -> jax.Array:
     """`[size, ...]` points drawn with replacement: the shape to initialise networks with."""
-    return x[jax.random.randint(key, (size,), 0, x.shape[0])]
+    return points_lib.take(x, jax.random.randint(key, (size,), 0, x.shape[0]))
 
 
 def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
@@ -62,12 +64,16 @@ def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
     return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
 
 
-def stream_scores(score: Callable, mesh, stack: Stack, x, batch_size: int) -> jax.Array:
+def stream_scores(score: Callable, mesh, stack: Stack, x: points_lib.Data,
+                  batch_size: int) -> jax.Array:
     """`score(stack, batch)` over all N points in fixed-size batches -> `[N, K]`.
 
-    `x` may live on the host (numpy) or on the devices; each batch is split
-    over the devices and padded to one compiled shape.
+    `x` may be `Points` (every device scores the rows it holds, nothing
+    moves), or an array on the host (numpy) or on the devices: then each
+    batch is split over the devices and padded to one compiled shape.
     """
+    if isinstance(x, points_lib.Points):
+        return _score_points(score, stack, x, batch_size)
     n = x.shape[0]
     devices = mesh.devices.size
     batch_size = -(-min(batch_size, n) // devices) * devices
@@ -81,6 +87,39 @@ def stream_scores(score: Callable, mesh, stack: Stack, x, batch_size: int) -> ja
                                                     batch.dtype)])
         parts.append(score(stack, sharding.put(batch, points))[:valid])
     return jnp.concatenate(parts)
+
+
+def _score_points(score: Callable, stack: Stack, points: points_lib.Points,
+                  batch_size: int) -> jax.Array:
+    """`stream_scores` of `Points`: every call scores the next `batch_size / D` rows of
+    every device's share, so each device reads only its own rows."""
+    devices = points.mesh.devices.size
+    rows = points.x.shape[0] // devices
+    chunk = max(1, min(batch_size // devices, rows))
+    scores = None
+    for begin in range(0, rows, chunk):
+        # The last chunk ends at the share's end (it may overlap the one before).
+        scores = _score_chunk(score, stack, points.x, scores, min(begin, rows - chunk), chunk,
+                              points.mesh)
+    return scores[:points.n]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=3)
+def _score_chunk(score: Callable, stack: Stack, x: jax.Array, scores: jax.Array | None,
+                 begin: jax.Array, chunk: int, mesh) -> jax.Array:
+    """Scores rows begin..begin+chunk-1 of every device's share into `scores` `[D * R, K]`."""
+    devices = mesh.devices.size
+    split = sharding.points_sharding(mesh)
+    by_device = x.reshape((devices, -1) + x.shape[1:])
+    batch = jax.lax.dynamic_slice_in_dim(by_device, begin, chunk, axis=1)
+    batch = jax.lax.with_sharding_constraint(batch.reshape((-1,) + x.shape[1:]), split)
+    new = score(stack, batch)
+    if scores is None:
+        scores = jnp.zeros((x.shape[0], new.shape[1]), new.dtype)
+    scores = scores.reshape(devices, -1, new.shape[1])
+    scores = jax.lax.dynamic_update_slice_in_dim(scores, new.reshape(devices, chunk, -1),
+                                                 begin, axis=1)
+    return jax.lax.with_sharding_constraint(scores.reshape(x.shape[0], -1), split)
 
 
 def losses(values: np.ndarray) -> list[float | None]:

@@ -41,6 +41,7 @@ import ml_collections
 import numpy as np
 
 from competitive_mixtures import kernels
+from competitive_mixtures import points as points_lib
 from competitive_mixtures import stacking
 from competitive_mixtures.state import Stack
 
@@ -175,7 +176,7 @@ class KernelRatio:
         c = self.config.ratio.kernel
         sample_key, solve_key = jax.random.split(key)
         samples = _sample(self.gen_model, gen, sample_key, c.samples)
-        return log_ratios(x, samples, solve_key, eps=float(c.eps), width_scale=float(c.width),
+        return log_ratios(points_lib.full(x), samples, solve_key, eps=float(c.eps), width_scale=float(c.width),
                           exact_max=int(c.exact_max), landmarks=int(c.landmarks))
 
 

@@ -35,6 +35,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
@@ -90,7 +91,10 @@ def make_step(model: LinenModel, gen_model, optimizer: optax.GradientTransformat
         def step(disc, step_key):
             index_key, sample_key = jax.random.split(step_key)
             index = jax.random.randint(index_key, (1, batch_size), 0, x.shape[0])
-            real = jax.lax.with_sharding_constraint(x[index], target)
+            if isinstance(x, points_lib.Points):
+                real = points_lib.take(x, index, split_axis=1)
+            else:
+                real = jax.lax.with_sharding_constraint(x[index], target)
             fake = stacking.sample(gen_model, gen, jax.random.split(sample_key, k), batch_size)
             fake = jax.lax.with_sharding_constraint(jnp.swapaxes(fake, 0, 1)[None], target)
             return update(disc, real, fake, active[None])
