@@ -54,6 +54,21 @@ def init_distributed() -> None:
                      jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a one-line error for an override of no config field."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(f"FATAL Flags parsing error: {error}\n"
+                 "Pass --helpshort or --helpfull to see help on flags.")
+    except (AttributeError, KeyError) as error:
+        # config_flags applies --config.FIELD=VALUE overrides while parsing.
+        overrides = [arg.split("=")[0] for arg in argv[1:] if arg.startswith("--config.")]
+        field = str(error).strip("\"'")
+        sys.exit(f"error: the config has no field {field!r} (overrides given: "
+                 f"{', '.join(overrides)}); config.py lists every field.")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -72,4 +87,4 @@ def main(argv):
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

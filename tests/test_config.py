@@ -114,10 +114,12 @@ def test_command_line_bad_value_one_line_error(tmp_path):
 
 
 def test_command_line_unknown_override_fails(tmp_path):
-    """An override of a field the config does not have is refused."""
+    """An override of a field the config does not have is refused in one line."""
     result = _main(tmp_path, "--config.nonexistent=1")
     assert result.returncode != 0
-    assert "nonexistent" in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "nonexistent" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
