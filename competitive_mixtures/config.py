@@ -16,6 +16,8 @@ import ml_collections
 from competitive_mixtures import boosting
 
 STRATEGIES = ("competitive", "bagging", "single", "boosting")
+STACK_MODES = ("vmap", "sequential")
+SEQUENTIAL_FAMILIES = ("vae", "conv_vae")
 RATIO_KINDS = ("discriminator", "kernel", "multiclass")
 MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
 # Families with networks for both vector and image data.
@@ -66,6 +68,12 @@ def base_config() -> ml_collections.ConfigDict:
     # Compile each chunk as straight-line code (no loop): faster for conv
     # models on CPU, where loop bodies run convolutions slowly; keep chunks small.
     c.unroll_steps = False
+    # How the M-step runs the K components of a VAE (model.family 'vae' or
+    # 'conv_vae'): 'vmap' (batched) or 'sequential' (one after another in the
+    # same compiled step). On CPU 'sequential' with unroll_steps trains conv
+    # VAEs 2.5-3x faster than 'vmap', but compiles K * steps_per_chunk copies
+    # of the step: keep steps_per_chunk small with it.
+    c.stack_mode = "vmap"
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "gaussians"
@@ -313,6 +321,11 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              f"one of {MODEL_FAMILIES}")
     _require(config.data.name in DATASETS, "data.name", config.data.name,
              f"one of {DATASETS}")
+    _require(config.stack_mode in STACK_MODES, "stack_mode", config.stack_mode,
+             f"one of {STACK_MODES}")
+    _require(config.stack_mode == "vmap" or config.model.family in SEQUENTIAL_FAMILIES,
+             "stack_mode", config.stack_mode,
+             f"'vmap' unless model.family is one of {SEQUENTIAL_FAMILIES}")
     _require(config.model.likelihood in LIKELIHOODS, "model.likelihood",
              config.model.likelihood, f"one of {LIKELIHOODS}")
     _require(config.disc.optimizer in OPTIMIZERS, "disc.optimizer", config.disc.optimizer,

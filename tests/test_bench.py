@@ -24,7 +24,8 @@ FIGURES = {
     "growth": {"round_seconds_vs_K", "round_seconds_vs_N"},
     "stacked_vs_loop": {f"{model}_{step}_{side}"
                         for model, step in (("mlp", "vae_m_step"), ("mlp", "disc_step"),
-                                            ("conv", "vae_m_step"), ("conv", "disc_step"))
+                                            ("conv", "vae_m_step"), ("conv", "disc_step"),
+                                            ("conv", "vae_m_step_sequential"))
                         for side in ("stacked", "loop", "speedup")},
     "assign": {"mlp_scores_per_second", "mlp_seconds", "conv_scores_per_second",
                "conv_seconds"},

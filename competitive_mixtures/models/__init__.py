@@ -62,12 +62,13 @@ def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
             encoder_channels=tuple(m.channels), decoder_channels=tuple(m.decoder_channels),
             kernel=m.kernel, latent=m.latent, image_shape=tuple(data_shape),
             likelihood=m.likelihood, batch_norm=m.batch_norm, sample_noise=m.sample_noise,
-            axis_name=sharding.AXIS))
+            axis_name=sharding.AXIS), stack_mode=config.stack_mode)
     if len(data_shape) != 1:
         raise ValueError(f"model.family={m.family!r} takes vector data, got shape {data_shape}")
     if m.family == "vae":
         return LinenModel(vae.MLPVAE(hidden=tuple(m.hidden), latent=m.latent,
-                                     data_dim=data_shape[0], sample_noise=m.sample_noise))
+                                     data_dim=data_shape[0], sample_noise=m.sample_noise),
+                          stack_mode=config.stack_mode)
     if m.family == "kmeans":
         return LinenModel(kmeans.Centroid(data_dim=data_shape[0]))
     raise ValueError(f"unknown model.family {m.family!r}")

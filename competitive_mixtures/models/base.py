@@ -85,9 +85,15 @@ class PartOptimizers:
 
 @dataclasses.dataclass(frozen=True)
 class LinenModel:
-    """Pure functions of one component built from a Linen module."""
+    """Pure functions of one component built from a Linen module.
+
+    `stack_mode` is how the M-step runs the K components' training steps:
+    'vmap' (one batched program) or 'sequential' (one after another in the
+    same compiled step, see `stacking.sequential_step`).
+    """
 
     module: nn.Module
+    stack_mode: str = "vmap"
 
     @property
     def is_generator(self) -> bool:
