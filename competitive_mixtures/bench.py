@@ -53,6 +53,7 @@ import psutil
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import experiments
 from competitive_mixtures import data as data_lib
+from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
@@ -209,7 +210,7 @@ class Setup:
     config: ml_collections.ConfigDict
     programs: train.Programs
     x_host: np.ndarray
-    x: jax.Array
+    x: points_lib.Points
     _init: Callable | None = None
 
     @property
@@ -239,7 +240,7 @@ def make_setup(config: ml_collections.ConfigDict) -> Setup:
     # Images stay uint8 (the models scale them); vectors are float32.
     x_host = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
     return Setup(config, programs, x_host,
-                 jax.device_put(x_host, sharding.replicated(programs.mesh)))
+                 points_lib.put(x_host, programs.mesh))
 
 
 class Bench:

@@ -35,24 +35,33 @@ _BATCH = P(None, sharding.AXIS)
 
 
 def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.Array,
-                key: jax.Array, chunk: int, num_components: int, unroll: bool = False):
+                key: jax.Array, chunk: int, num_components: int, unroll: bool = False,
+                draw: Callable | None = None):
     """Runs `step(carry, step_key) -> (carry, loss [K])` for steps offset..offset+chunk-1.
 
     Step s uses the key `fold_in(key, s)`, so results do not depend on how the
     steps are split into chunks. `num_steps` is `[K]` (or a scalar for all).
+    With `draw(step_key) -> drawn`, the random numbers of every step of the
+    chunk are drawn before its loop, all at once, and step s runs as
+    `step(carry, drawn_s)`: the same numbers, but one random-number program
+    per chunk instead of several small ones per step (on XLA:CPU each is a
+    loop of its own, a large part of a small model's step).
     With `unroll` the chunk is compiled as straight-line code without the
     all-done skip: XLA:CPU runs convolutions inside loop and branch bodies
     several times slower than outside them.
     Returns the carry and the summed loss and number of steps taken, each `[K]`.
     """
     num_steps = jnp.broadcast_to(num_steps, (num_components,))
+    step_keys = jax.vmap(lambda s: jax.random.fold_in(key, offset + s))(jnp.arange(chunk))
+    inputs = jax.vmap(draw)(step_keys) if draw else step_keys
 
-    def body(carry, s):
+    def body(carry, xs):
+        s, step_input = xs
         index = offset + s
         active = index < num_steps
 
         def run(carry):
-            new, loss = step(carry, jax.random.fold_in(key, index))
+            new, loss = step(carry, step_input)
             return stacking.select(active, new, carry), jnp.where(active, loss, 0.0)
 
         if unroll:
@@ -62,14 +71,24 @@ def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.
                                        lambda c: (c, jnp.zeros((num_components,))), carry)
         return carry, (loss, active)
 
-    carry, (loss, active) = jax.lax.scan(body, carry, jnp.arange(chunk), unroll=unroll)
+    xs = (jnp.arange(chunk), inputs)
+    if unroll:
+        # Python steps: lax.scan keeps a loop for a chunk of one step even unrolled.
+        outputs = []
+        for s in range(chunk):
+            carry, output = body(carry, jax.tree.map(lambda leaf, s=s: leaf[s], xs))
+            outputs.append(output)
+        loss, active = jax.tree.map(lambda *leaves: jnp.stack(leaves), *outputs)
+    else:
+        carry, (loss, active) = jax.lax.scan(body, carry, xs)
     return carry, loss.sum(0), active.sum(0)
 
 
-def _sharded(component_step: Callable, mesh: Mesh, num_batch_args: int) -> Callable:
-    """A component step vmapped over K as a per-device program: state replicated,
-    batch args split on B (their axis 1)."""
-    return jax.shard_map(stacking.vmap_step(component_step), mesh=mesh,
+def _sharded(component_step: Callable, mesh: Mesh, num_batch_args: int,
+             stack_mode: str = "vmap") -> Callable:
+    """A component step over K (`stacking.stack_step`) as a per-device program:
+    state replicated, batch args split on B (their axis 1)."""
+    return jax.shard_map(stacking.stack_step(component_step, stack_mode), mesh=mesh,
                          in_specs=(P(),) + (_BATCH,) * num_batch_args, out_specs=(P(), P()))
 
 
@@ -105,7 +124,7 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
         update = stacking.vmap_step(model.make_step(optimizer))
     else:
         update = _sharded(model.make_step(optimizer, axis_name=sharding.AXIS), mesh,
-                          num_batch_args=2)
+                          num_batch_args=2, stack_mode=getattr(model, "stack_mode", "vmap"))
     draws = model.draws_per_example  # None: one point per example.
 
     @functools.partial(jax.jit, donate_argnums=0)
@@ -113,15 +132,19 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
                offset: jax.Array, key: jax.Array):
         k = sets.count.shape[0]
 
-        def step(gen, step_key):
+        def draw(step_key):
             index_key, noise_key = jax.random.split(step_key)
             index = assign.sample_training_points(sets, index_key, batch_size * (draws or 1))
             if draws:
                 index = index.reshape(k, batch_size, draws)
             noise = jax.random.normal(noise_key, (k, batch_size) + model.noise_shape)
+            return index, noise
+
+        def step(gen, drawn):
+            index, noise = drawn
             return update(gen, _batch(x, index, mesh), _constrain(noise, mesh))
 
-        return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll)
+        return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll, draw)
 
     return m_step
 
