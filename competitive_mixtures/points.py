@@ -148,12 +148,7 @@ def full(points: Data) -> jax.Array:
     """All N points as one replicated array (for estimators that need every point at once)."""
     if not isinstance(points, Points):
         return points
-    return _replicate(points.x, points.mesh)[:points.n]
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _replicate(x: jax.Array, mesh: Mesh) -> jax.Array:
-    return jax.lax.with_sharding_constraint(x, sharding.replicated(mesh))
+    return sharding.replicate(points.x, points.mesh)[:points.n]
 
 
 def to_host(points: Data) -> np.ndarray:

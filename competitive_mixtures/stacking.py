@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from competitive_mixtures.config import STACK_MODES
 from competitive_mixtures.models.base import ComponentStep, LinenModel, gradient_step
 from competitive_mixtures.state import Stack
 
@@ -41,9 +42,6 @@ def vmap_step(component_step: ComponentStep) -> Callable[..., tuple[Stack, jax.A
         return Stack(params=params, model_state=model_state, opt_state=opt_state), loss
 
     return step
-
-
-STACK_MODES = ("vmap", "sequential")
 
 
 def sequential_step(component_step: ComponentStep) -> Callable[..., tuple[Stack, jax.Array]]:

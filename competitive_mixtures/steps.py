@@ -96,7 +96,7 @@ def _constrain(x: jax.Array, mesh: Mesh) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh))
 
 
-def _batch(x: points_lib.Data, index: jax.Array, mesh: Mesh) -> jax.Array:
+def take_batch(x: points_lib.Data, index: jax.Array, mesh: Mesh) -> jax.Array:
     """The points `index` `[K, B, ...]` as a batch split on B."""
     if isinstance(x, points_lib.Points):
         return points_lib.take(x, index, split_axis=1)
@@ -142,7 +142,7 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
 
         def step(gen, drawn):
             index, noise = drawn
-            return update(gen, _batch(x, index, mesh), _constrain(noise, mesh))
+            return update(gen, take_batch(x, index, mesh), _constrain(noise, mesh))
 
         return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll, draw)
 
@@ -182,7 +182,7 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
             index_key, sample_key = jax.random.split(step_key)
             index = jax.random.randint(index_key, (k, batch_size), 0, x.shape[0])
             fake = stacking.sample(gen_model, gen, jax.random.split(sample_key, k), batch_size)
-            return update(disc, (_batch(x, index, mesh), _constrain(fake, mesh)))
+            return update(disc, (take_batch(x, index, mesh), _constrain(fake, mesh)))
 
         return _scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll)
 

@@ -35,7 +35,6 @@ import ml_collections
 import numpy as np
 import optax
 
-from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
@@ -91,10 +90,7 @@ def make_step(model: LinenModel, gen_model, optimizer: optax.GradientTransformat
         def step(disc, step_key):
             index_key, sample_key = jax.random.split(step_key)
             index = jax.random.randint(index_key, (1, batch_size), 0, x.shape[0])
-            if isinstance(x, points_lib.Points):
-                real = points_lib.take(x, index, split_axis=1)
-            else:
-                real = jax.lax.with_sharding_constraint(x[index], target)
+            real = steps.take_batch(x, index, mesh)
             fake = stacking.sample(gen_model, gen, jax.random.split(sample_key, k), batch_size)
             fake = jax.lax.with_sharding_constraint(jnp.swapaxes(fake, 0, 1)[None], target)
             return update(disc, real, fake, active[None])
