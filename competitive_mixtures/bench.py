@@ -10,12 +10,18 @@ Sections:
                    assignment pass, after a warm-up round; its compile time;
   recompilation    compilations and jit cache entries over those rounds;
   growth           round time against K and against N (table and growth.png);
+  roofline         the machine's float32 matmul rate (`matmul_gflops`, a
+                   2048x2048 jnp.dot, best of several): every conv figure is
+                   also given in GFLOP/s (FLOPs from XLA's cost analysis of
+                   the compiled step) and as a fraction of this rate;
   stacked_vs_loop  component-steps per second of the fused stacked M-step and
                    discriminator step against a Python loop over K separately
                    jitted one-component steps doing the same work: MLP VAE at
-                   K=9 on the synthetic set, conv VAE at K=15 on offline digits,
-                   vmapped as configured and with `stack_mode='sequential'`
-                   (one-step chunks);
+                   K=9 on the synthetic set; the paper's MNIST conv VAE and
+                   64-128-256 discriminator at K=15 (configs/mnist.py:paper,
+                   offline) in the platform's default stack mode and, for the
+                   VAE, vmapped; the compile seconds of those steps; and the
+                   images per second of the offline digits preset's M-step;
   assign           point-component scores per second of the assignment pass;
   memory           peak host memory and largest device buffer while conv
                    discriminators score a CelebA-sized uint8 array on the host.
@@ -63,7 +69,8 @@ from competitive_mixtures.state import Stack
 # In running order. Memory first, so that the process holds nothing of other
 # sections while its peak is read; then the rounds, so that their warm-up
 # round is what compiles the programs that the later sections reuse.
-SECTIONS = ("memory", "round", "recompilation", "growth", "stacked_vs_loop", "assign")
+SECTIONS = ("roofline", "memory", "round", "recompilation", "growth", "stacked_vs_loop",
+            "assign")
 
 # The aligned CelebA training set at the models' resolution.
 CELEBA_POINTS = 202599
@@ -97,12 +104,15 @@ class Sizes:
     # chunks of the setting's `steps_per_chunk`: whole chunks, because steps
     # of a chunk past `num_steps` are masked, work the loop would not do.
     vs_loop_mlp_chunks: int
-    vs_loop_conv_chunks: int
+    # Steps per component of the conv comparisons (their steps run one per call).
+    vs_loop_conv_steps: int
     # Repetitions of every timed comparison (interleaved) and assignment pass.
     reps: int
-    # configs/mnist.py arguments and K of the conv comparison and assignment pass.
+    # configs/mnist.py arguments and K of the conv comparison and assignment
+    # pass, and the arguments of the offline digits preset whose M-step is timed.
     digits_arg: str
     digits_components: int
+    digits_quick_arg: str
     # Batch size of the conv setting's M-step and discriminators (0: the config's).
     digits_batch: int
     # The memory section: images held on the host, images scored, batch size
@@ -114,19 +124,31 @@ class Sizes:
 
 FULL = Sizes(round_points=64000, round_components=9, timed_rounds=3,
              growth_components=(1, 3, 9, 15, 30), growth_points=(16000, 64000, 256000),
-             vs_loop_mlp_chunks=2, vs_loop_conv_chunks=1, reps=3,
-             digits_arg="offline", digits_components=15, digits_batch=0,
+             vs_loop_mlp_chunks=2, vs_loop_conv_steps=3, reps=3,
+             digits_arg="paper,offline", digits_components=15, digits_quick_arg="offline",
+             digits_batch=0,
              memory_array_points=CELEBA_POINTS, memory_points=CELEBA_POINTS, memory_batch=0)
 # Every new setting costs seconds of compilation even at these sizes, so the
 # growth table has one new point only (K=1).
 QUICK = Sizes(round_points=2000, round_components=3, timed_rounds=3,
               growth_components=(1, 3), growth_points=(2000,),
-              vs_loop_mlp_chunks=1, vs_loop_conv_chunks=1, reps=1,
-              digits_arg="offline,small", digits_components=3, digits_batch=8,
+              vs_loop_mlp_chunks=1, vs_loop_conv_steps=1, reps=1,
+              digits_arg="offline,small", digits_components=3,
+              digits_quick_arg="offline,small", digits_batch=8,
               memory_array_points=16, memory_points=16, memory_batch=8)
 
 # Paper-scale targets on the 2-core CPU.
 TARGET_SPEEDUP = 5.0
+# The conv steps (paper's MNIST networks, K=15): stacked vs loop, achieved share of
+# the matmul rate, compile seconds; images/s of the offline digits preset's M-step
+# (3x the 385 of the vmapped form); CelebA-sized scoring (5x the 140 of lax.map).
+TARGETS_CONV = {"conv_vae_m_step_speedup": 1.2, "conv_disc_step_speedup": 1.2,
+                "conv_vae_m_step_matmul_fraction": 0.15,
+                "conv_disc_step_matmul_fraction": 0.35,
+                "conv_vae_m_step_compile_seconds": 60.0,
+                "conv_disc_step_compile_seconds": 60.0,
+                "digits_m_step_images_per_second": 3 * 385.0}
+TARGET_CELEBA_SCORES_PER_SECOND = 5 * 140.0
 TARGET_ROUND_SECONDS = 5.0
 TARGET_SCORES_PER_SECOND = 2e6
 MEMORY_HEADROOM_BYTES = 2 * 2**30
@@ -183,22 +205,16 @@ def synthetic_config(config_dir: str, num_points: int, k: int) -> ml_collections
     return config
 
 
-def digits_config(config_dir: str, sizes: Sizes,
-                  sequential: bool = False) -> ml_collections.ConfigDict:
-    """The offline-MNIST conv VAE setting with the section's K.
-
-    With `sequential` the M-step runs the components one after another
-    (`stack_mode='sequential'`) in straight-line chunks of one step, which
-    keeps its compile time that of K copies of the step.
-    """
-    config = config_lib.load_config_file("mnist", sizes.digits_arg, config_dir)
-    config.num_components = sizes.digits_components
-    if sizes.digits_batch:
-        config.batch_size = config.disc.batch_size = sizes.digits_batch
-    if sequential:
-        config.stack_mode = "sequential"
-        config.steps_per_chunk = 1
-        config.unroll_steps = True
+def digits_config(config_dir: str, arg: str, components: int, batch: int = 0,
+                  stack_mode: str = "auto") -> ml_collections.ConfigDict:
+    """configs/mnist.py:ARG (conv VAEs on the offline digits) with K, batch and stack mode set."""
+    config = config_lib.load_config_file("mnist", arg, config_dir)
+    config.num_components = components
+    if batch:
+        config.batch_size = config.disc.batch_size = batch
+    config.stack_mode = stack_mode
+    if stack_mode == "vmap":  # Straight-line steps, one per call, as the sequential form.
+        config.steps_per_chunk, config.unroll_steps = 1, True
     config_lib.validate(config)
     return config
 
@@ -256,17 +272,31 @@ class Bench:
         self.sizes = sizes
         self._setups: dict[str, Setup] = {}
         self._rounds: dict | None = None
+        self._matmul: float | None = None
+
+    def matmul_gflops(self) -> float:
+        if self._matmul is None:
+            self._matmul = matmul_gflops()
+        return self._matmul
 
     def setup(self, name: str) -> Setup:
-        """'paper' (synthetic, the round's N and K), 'digits' (conv) or
-        'digits_sequential' (conv, `stack_mode='sequential'`)."""
+        """'paper' (synthetic, the round's N and K), 'digits' (the paper's conv
+        networks, the platform's stack mode), 'digits_vmap' (the same, vmapped) or
+        'digits_quick' (the offline digits preset)."""
         if name not in self._setups:
+            sizes = self.sizes
             if name == "paper":
-                config = synthetic_config(self.config_dir, self.sizes.round_points,
-                                          self.sizes.round_components)
+                config = synthetic_config(self.config_dir, sizes.round_points,
+                                          sizes.round_components)
+            elif name == "digits_quick":
+                quick = config_lib.load_config_file("mnist", sizes.digits_quick_arg,
+                                                    self.config_dir)
+                config = digits_config(self.config_dir, sizes.digits_quick_arg,
+                                       quick.num_components, sizes.digits_batch)
             else:
-                config = digits_config(self.config_dir, self.sizes,
-                                       sequential=name == "digits_sequential")
+                config = digits_config(self.config_dir, sizes.digits_arg,
+                                       sizes.digits_components, sizes.digits_batch,
+                                       "vmap" if name == "digits_vmap" else "auto")
             self._setups[name] = make_setup(config)
         return self._setups[name]
 
@@ -503,16 +533,19 @@ def _copy(stack: Stack) -> Stack:
 
 
 def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
-                 reps: int) -> dict[str, list[float]]:
+                 reps: int) -> dict[str, Any]:
     """Seconds of `reps` runs of each side, alternating sides.
 
     Each side is `run(steps_per_component)` and blocks until its work is
     done; `run(0)` compiles it (a conv step takes seconds on a CPU, so the
-    warm-up trains nothing).
+    warm-up trains nothing); its seconds are under 'compile'.
     """
-    for run in sides.values():
+    seconds: dict[str, Any] = {name: [] for name in sides}
+    seconds["compile"] = {}
+    for name, run in sides.items():
+        start = time.perf_counter()
         run(0)
-    seconds: dict[str, list[float]] = {name: [] for name in sides}
+        seconds["compile"][name] = time.perf_counter() - start
     for _ in range(reps):
         for name, run in sides.items():
             start = time.perf_counter()
@@ -524,7 +557,7 @@ def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
 def _comparison_figures(prefix: str, seconds: dict[str, list[float]], k: int, n: int,
                         batch: int, num_steps: int) -> dict:
     """Rates of both sides and their ratio, from the median run of each side."""
-    rates = {name: [k * num_steps / s for s in runs] for name, runs in seconds.items()}
+    rates = {name: [k * num_steps / s for s in seconds[name]] for name in ("stacked", "loop")}
     median = {name: float(np.median(r)) for name, r in rates.items()}
     common = dict(steps_per_component=num_steps, reps=len(seconds["stacked"]))
     return {
@@ -537,12 +570,44 @@ def _comparison_figures(prefix: str, seconds: dict[str, list[float]], k: int, n:
     }
 
 
-def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> dict:
+def _flops(jitted: Callable, *args) -> float:
+    """FLOPs of one call of a jitted function, by XLA's cost analysis of its compiled program."""
+    analysis = jitted.lower(*args).compile().cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0]
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+def _group_args(groups: int) -> tuple:
+    return () if groups == 1 else (jnp.int32(0),)
+
+
+def _rate_figures(prefix: str, flops: dict[str, float], rates: dict[str, float], k: int,
+                  n: int, batch: int, matmul: float | None) -> dict:
+    """Achieved GFLOP/s of each side (FLOPs per component-step x rate) and the
+    stacked side's fraction of the matmul rate."""
+    out = {}
+    for side in ("stacked", "loop"):
+        if np.isfinite(flops[side]):
+            out[f"{prefix}_{side}_gflops"] = figure(flops[side] * rates[side] / 1e9, "GFLOP/s",
+                                                    k, n, batch,
+                                                    flops_per_component_step=flops[side])
+    if matmul and f"{prefix}_stacked_gflops" in out:
+        out[f"{prefix}_matmul_fraction"] = figure(
+            out[f"{prefix}_stacked_gflops"]["value"] / matmul, "x", k, n, batch,
+            matmul_gflops=matmul)
+    return out
+
+
+def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str,
+                   matmul: float | None = None) -> dict:
     """The project's stacked M-step against a loop over K one-component steps.
 
     Both sides take `num_steps` steps of every component with the config's
     batch size, each component drawing its batch from its own points of the
-    random pre-training split.
+    random pre-training split. For straight-line steps (one step per call)
+    the figures include each side's GFLOP/s, the stacked side's fraction of
+    `matmul` GFLOP/s and its compile seconds.
     """
     programs, config, k = setup.programs, setup.config, setup.k
     batch = config.batch_size
@@ -554,16 +619,19 @@ def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> dict
     owner = np.asarray(state.owner)
     owned = [np.flatnonzero(owner == j) for j in range(k)]
     rng = np.random.default_rng(0)
+    group = _group_args(programs.m_groups)
 
     def stacked(steps_per_component: int) -> None:
         nonlocal gen
         # The host driver of `train.run_round`: one call per chunk of steps
-        # (and one call that masks every step when there are none).
+        # and group of components (and one call that masks every step when
+        # there are none).
         gen, _ = train._run_chunks(programs.m_step, gen, np.full(k, steps_per_component),
-                                   config.steps_per_chunk, key, setup.x, state.sets)
+                                   programs.m_chunk, key, setup.x, state.sets,
+                                   groups=programs.m_groups)
         if not steps_per_component:
             gen = programs.m_step(gen, setup.x, state.sets, jnp.zeros(k, jnp.int32),
-                                  jnp.int32(0), key)[0]
+                                  jnp.int32(0), key, *group)[0]
         jax.block_until_ready(gen)
 
     def loop(steps_per_component: int) -> None:
@@ -576,14 +644,27 @@ def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> dict
         jax.block_until_ready(components)
 
     seconds = _interleaved({"stacked": stacked, "loop": loop}, num_steps, reps)
-    return _comparison_figures(prefix, seconds, k, setup.n, batch, num_steps)
+    figures = _comparison_figures(prefix, seconds, k, setup.n, batch, num_steps)
+    if programs.m_chunk == 1:
+        per_call = _flops(programs.m_step, gen, setup.x, state.sets, jnp.zeros(k, jnp.int32),
+                          jnp.int32(0), key, *group)
+        flops = {"stacked": per_call * programs.m_groups / k,
+                 "loop": _flops(loop_step, components[0], setup.x_host[:batch], key,
+                                np.int32(0))}
+        rates = {side: figures[f"{prefix}_{side}"]["value"] for side in flops}
+        figures.update(_rate_figures(prefix, flops, rates, k, setup.n, batch, matmul))
+        figures[f"{prefix}_compile_seconds"] = figure(seconds["compile"]["stacked"], "s", k,
+                                                      setup.n, batch)
+    return figures
 
 
-def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> dict:
+def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str,
+                      matmul: float | None = None) -> dict:
     """The project's stacked discriminator step against a loop over K one-disc steps.
 
     Both sides take `num_steps` steps of every discriminator: a real batch
     drawn from the whole data, a fake batch sampled from its generator.
+    Figures as in `compare_m_step`.
     """
     programs, config, k = setup.programs, setup.config, setup.k
     batch = config.disc.batch_size
@@ -591,17 +672,19 @@ def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> d
     state = setup.fresh_state()
     disc, gen = _copy(state.disc), state.gen
     discs, gens = _unstack(state.disc, k), _unstack(gen, k)
-    loop_step = _loop_disc_step(programs.disc_model, programs.gen_model,
+    loop_step = _loop_disc_step(programs.disc_model, _local_model(programs.gen_model),
                                 programs.disc_optimizer)
     rng = np.random.default_rng(0)
+    ratio = programs.ratio
+    group = _group_args(ratio.groups)
 
     def stacked(steps_per_component: int) -> None:
         nonlocal disc
         disc, _ = train._run_chunks(programs.disc_step, disc, np.full(k, steps_per_component),
-                                    config.steps_per_chunk, key, gen, setup.x)
+                                    ratio.chunk, key, gen, setup.x, groups=ratio.groups)
         if not steps_per_component:
             disc = programs.disc_step(disc, gen, setup.x, jnp.zeros(k, jnp.int32),
-                                      jnp.int32(0), key)[0]
+                                      jnp.int32(0), key, *group)[0]
         jax.block_until_ready(disc)
 
     def loop(steps_per_component: int) -> None:
@@ -615,21 +698,74 @@ def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str) -> d
         jax.block_until_ready(discs)
 
     seconds = _interleaved({"stacked": stacked, "loop": loop}, num_steps, reps)
-    return _comparison_figures(prefix, seconds, k, setup.n, batch, num_steps)
+    figures = _comparison_figures(prefix, seconds, k, setup.n, batch, num_steps)
+    if ratio.chunk == 1:
+        per_call = _flops(programs.disc_step, disc, gen, setup.x, jnp.zeros(k, jnp.int32),
+                          jnp.int32(0), key, *group)
+        flops = {"stacked": per_call * ratio.groups / k,
+                 "loop": _flops(loop_step, discs[0], gens[0], setup.x_host[:batch], key,
+                                np.int32(0))}
+        rates = {side: figures[f"{prefix}_{side}"]["value"] for side in flops}
+        figures.update(_rate_figures(prefix, flops, rates, k, setup.n, batch, matmul))
+        figures[f"{prefix}_compile_seconds"] = figure(seconds["compile"]["stacked"], "s", k,
+                                                      setup.n, batch)
+    return figures
+
+
+def time_m_step_images(setup: Setup, num_steps: int, reps: int) -> float:
+    """Images per second the stacked M-step trains (K components, their batch each)."""
+    programs, k = setup.programs, setup.k
+    state = setup.fresh_state()
+    gen = _copy(state.gen)
+    rates = []
+    for rep in range(reps + 1):
+        start = time.perf_counter()
+        gen, _ = train._run_chunks(programs.m_step, gen, np.full(k, num_steps), programs.m_chunk,
+                                   jax.random.PRNGKey(rep), setup.x, state.sets,
+                                   groups=programs.m_groups)
+        jax.block_until_ready(gen)
+        if rep:  # The first pass compiles.
+            rates.append(k * num_steps * setup.config.batch_size / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
+    """The float32 rate of one large matmul on the default device: best of `reps`."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+    product = jax.jit(jnp.dot)
+    jax.block_until_ready(product(a, a))
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(product(a, a))
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def roofline_section(bench: Bench) -> dict:
+    return {"figures": {"matmul_gflops": figure(bench.matmul_gflops(), "GFLOP/s", "-", 2048,
+                                                "-", note="float32 2048x2048 jnp.dot, best of 5")}}
 
 
 def stacked_vs_loop_section(bench: Bench) -> dict:
     sizes, figures = bench.sizes, {}
-    for name, model, chunks in (("paper", "mlp", sizes.vs_loop_mlp_chunks),
-                                ("digits", "conv", sizes.vs_loop_conv_chunks)):
-        setup = bench.setup(name)
-        num_steps = chunks * setup.config.steps_per_chunk
-        figures.update(compare_m_step(setup, num_steps, sizes.reps, f"{model}_vae_m_step"))
-        figures.update(compare_disc_step(setup, num_steps, sizes.reps, f"{model}_disc_step"))
-    # The same steps of the conv VAE with its components run one after another.
-    num_steps = sizes.vs_loop_conv_chunks * bench.setup("digits").config.steps_per_chunk
-    figures.update(compare_m_step(bench.setup("digits_sequential"), num_steps, sizes.reps,
-                                  "conv_vae_m_step_sequential"))
+    matmul = bench.matmul_gflops()
+    setup = bench.setup("paper")
+    num_steps = sizes.vs_loop_mlp_chunks * setup.config.steps_per_chunk
+    figures.update(compare_m_step(setup, num_steps, sizes.reps, "mlp_vae_m_step"))
+    figures.update(compare_disc_step(setup, num_steps, sizes.reps, "mlp_disc_step"))
+    # The paper's MNIST networks at K=15 in the platform's default form, then vmapped.
+    setup = bench.setup("digits")
+    figures.update(compare_m_step(setup, sizes.vs_loop_conv_steps, sizes.reps, "conv_vae_m_step",
+                                  matmul))
+    figures.update(compare_disc_step(setup, sizes.vs_loop_conv_steps, sizes.reps,
+                                     "conv_disc_step", matmul))
+    figures.update(compare_m_step(bench.setup("digits_vmap"), 1, 1, "conv_vae_m_step_vmap",
+                                  matmul))
+    setup = bench.setup("digits_quick")
+    figures["digits_m_step_images_per_second"] = figure(
+        time_m_step_images(setup, sizes.vs_loop_conv_steps, sizes.reps), "images/s", setup.k,
+        setup.n, setup.config.batch_size, stack_mode=setup.programs.gen_model.stack_mode)
     return {"figures": figures}
 
 
@@ -795,13 +931,11 @@ def evaluate_targets(sections: dict) -> list[dict]:
     """PASS/MISS of each target whose section ran."""
     checks = []
     if "stacked_vs_loop" in sections:
-        mlp = _value(sections, "stacked_vs_loop", "mlp_vae_m_step_speedup")
         checks.append(("stacked_vs_loop", "mlp_vae_m_step_speedup", ">=", TARGET_SPEEDUP))
-        # The conv VAE at K=15 should gain more than the MLP VAE at K=9.
-        checks.append(("stacked_vs_loop", "conv_vae_m_step_speedup", ">=",
-                       max(TARGET_SPEEDUP, mlp)))
-        checks.append(("stacked_vs_loop", "conv_vae_m_step_sequential_speedup", ">=",
-                       max(TARGET_SPEEDUP, mlp)))
+        for name, threshold in TARGETS_CONV.items():
+            if name in sections["stacked_vs_loop"]["figures"]:
+                op = "<=" if name.endswith("compile_seconds") else ">="
+                checks.append(("stacked_vs_loop", name, op, threshold))
     if "round" in sections:
         checks.append(("round", "round_seconds", "<=", TARGET_ROUND_SECONDS))
     if "assign" in sections:
@@ -809,6 +943,7 @@ def evaluate_targets(sections: dict) -> list[dict]:
     if "memory" in sections:
         dataset = _value(sections, "memory", "dataset_bytes")
         checks.append(("memory", "host_peak_rss_bytes", "<=", dataset + MEMORY_HEADROOM_BYTES))
+        checks.append(("memory", "points_per_second", ">=", TARGET_CELEBA_SCORES_PER_SECOND))
     if "recompilation" in sections:
         checks.append(("recompilation", "compiles_after_first_round", "<=", 0))
         checks.append(("recompilation", "cache_growth_after_first_round", "<=", 0))
@@ -911,7 +1046,9 @@ def run(quick: bool = False, output_dir: str = "bench_results",
         for name in selected:
             logging.info("bench section %s", name)
             start = time.perf_counter()
-            if name == "round":
+            if name == "roofline":
+                sections[name] = roofline_section(bench)
+            elif name == "round":
                 sections[name] = round_section(bench)
             elif name == "recompilation":
                 sections[name] = recompilation_section(bench)

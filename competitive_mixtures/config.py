@@ -14,11 +14,14 @@ from typing import Any
 import ml_collections
 
 from competitive_mixtures import boosting
+from competitive_mixtures.models.vae import LOG_VAR_MAX, LOG_VAR_MIN
+from competitive_mixtures.stacking import STACK_MODES
 
 STRATEGIES = ("competitive", "bagging", "single", "boosting")
-STACK_MODES = ("vmap", "sequential")
+STEP_BUDGETS = ("epochs", "equal")
+INIT_SPLITS = ("uniform", "kmeans")
 SEQUENTIAL_FAMILIES = ("vae", "conv_vae")
-RATIO_KINDS = ("discriminator", "kernel", "multiclass")
+RATIO_KINDS = ("discriminator", "kernel", "multiclass", "elbo")
 MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
 # Families with networks for both vector and image data.
 ANY_DATA_FAMILIES = ("gan", "avb", "gram")
@@ -60,7 +63,16 @@ def base_config() -> ml_collections.ConfigDict:
     # Rounds after pre-training; each is M-step -> discriminator fit -> assignment.
     c.num_rounds = 5
     c.pretrain_epochs = 5
+    # The first split of the points, on which the components pre-train
+    # (competitive strategy; see seeding.py): 'uniform' (the paper's random
+    # split) or 'kmeans' (k-means++ clusters of the points, one per component).
+    c.init_split = "uniform"
     c.epochs_per_round = 2
+    # M-step budget of a round: 'epochs' (the paper: epochs_per_round passes
+    # over the component's own points, so the budget grows with its share) or
+    # 'equal' (every component the steps of epochs_per_round passes over N/K
+    # points, whatever its share).
+    c.step_budget = "epochs"
     # Points per component per step (global over devices).
     c.batch_size = 32
     # Steps fused into one compiled scan; the host syncs once per chunk.
@@ -68,12 +80,18 @@ def base_config() -> ml_collections.ConfigDict:
     # Compile each chunk as straight-line code (no loop): faster for conv
     # models on CPU, where loop bodies run convolutions slowly; keep chunks small.
     c.unroll_steps = False
-    # How the M-step runs the K components of a VAE (model.family 'vae' or
-    # 'conv_vae'): 'vmap' (batched) or 'sequential' (one after another in the
-    # same compiled step). On CPU 'sequential' with unroll_steps trains conv
-    # VAEs 2.5-3x faster than 'vmap', but compiles K * steps_per_chunk copies
-    # of the step: keep steps_per_chunk small with it.
-    c.stack_mode = "vmap"
+    # How stacked steps run the K components (M-step of VAE families,
+    # discriminator fit, sampling, scoring): 'vmap' (one batched program),
+    # 'sequential' (K copies side by side in one compiled program, one step
+    # per call) or 'auto': sequential for images on CPU, where a vmapped
+    # convolution is a slow grouped convolution, vmap elsewhere.
+    c.stack_mode = "auto"
+    # Sequential steps: at most this many components per compiled call (the
+    # largest divisor of K up to it; 0 = all K in one call). Compilation time
+    # grows with the components of one call (about 7 s each for the MNIST conv
+    # VAE step on a 2-core CPU) and a call computes its components' steps even
+    # when some are done; K in one call ran 1.0-1.2x faster than one at a time.
+    c.stack_group = 1
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "gaussians"
@@ -102,6 +120,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.batch_norm = True
     # Sample x ~ p(x|z) (True) or the decoder mean (False).
     c.model.sample_noise = True
+    # MLP VAE: the decoder's log-variance is clipped to [LOG_VAR_MIN, max_log_var].
+    c.model.max_log_var = LOG_VAR_MAX
     c.model.learning_rate = 0.005
     c.model.b1 = 0.5
     c.model.b2 = 0.999
@@ -159,6 +179,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.disc.epochs = 2
     c.disc.batch_size = 32
     c.disc.reinit_each_round = True
+    # Images: binarise the real images the discriminators see (afresh at every
+    # training draw, at grey level 0.5 when scoring), to compare them with a
+    # Bernoulli decoder's samples (model.sample_noise) like with like.
+    c.disc.binarize = False
 
     c.bagging = ml_collections.ConfigDict()
     # Bags drawn with replacement (N // K points each) instead of a disjoint split.
@@ -176,8 +200,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.ratio = ml_collections.ConfigDict()
     # Density-ratio estimator of the assignment pass (and of boosting's weights):
-    # 'discriminator' (K binary, config.disc), 'kernel' (kernel mean matching)
-    # or 'multiclass' (one (K+1)-way classifier shaped and trained like config.disc).
+    # 'discriminator' (K binary, config.disc), 'kernel' (kernel mean matching),
+    # 'multiclass' (one (K+1)-way classifier shaped and trained like config.disc)
+    # or 'elbo' (VAE families: each component's ELBO, see ratio/elbo.py).
     c.ratio.kind = "discriminator"
     c.ratio.kernel = ml_collections.ConfigDict()
     # Samples drawn from each component per assignment pass.
@@ -307,6 +332,9 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              config.boosting.weights, f"one of {boosting.WEIGHTINGS}")
     _require(config.ratio.kind in RATIO_KINDS, "ratio.kind", config.ratio.kind,
              f"one of {RATIO_KINDS}")
+    if config.ratio.kind == "elbo":
+        _require(config.model.family in ("vae", "conv_vae"), "ratio.kind", "elbo",
+                 "'elbo' only with model.family 'vae' or 'conv_vae'")
     if config.model.family == "kmeans":
         _require(config.ratio.kind == "discriminator", "ratio.kind", config.ratio.kind,
                  "'discriminator' with model.family='kmeans' (it assigns by exact likelihood)")
@@ -321,16 +349,26 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              f"one of {MODEL_FAMILIES}")
     _require(config.data.name in DATASETS, "data.name", config.data.name,
              f"one of {DATASETS}")
+    _require(config.step_budget in STEP_BUDGETS, "step_budget", config.step_budget,
+             f"one of {STEP_BUDGETS}")
+    _require(config.init_split in INIT_SPLITS, "init_split", config.init_split,
+             f"one of {INIT_SPLITS}")
+    _require(LOG_VAR_MIN < config.model.max_log_var <= LOG_VAR_MAX, "model.max_log_var",
+             config.model.max_log_var, f"a number in ({LOG_VAR_MIN}, {LOG_VAR_MAX}]")
     _require(config.stack_mode in STACK_MODES, "stack_mode", config.stack_mode,
              f"one of {STACK_MODES}")
-    _require(config.stack_mode == "vmap" or config.model.family in SEQUENTIAL_FAMILIES,
+    _require(config.stack_mode != "sequential" or config.model.family in SEQUENTIAL_FAMILIES,
              "stack_mode", config.stack_mode,
-             f"'vmap' unless model.family is one of {SEQUENTIAL_FAMILIES}")
+             f"'auto' or 'vmap' unless model.family is one of {SEQUENTIAL_FAMILIES}")
     _require(config.model.likelihood in LIKELIHOODS, "model.likelihood",
              config.model.likelihood, f"one of {LIKELIHOODS}")
     _require(config.disc.optimizer in OPTIMIZERS, "disc.optimizer", config.disc.optimizer,
              f"one of {OPTIMIZERS}")
     images = config.data.name in IMAGE_DATASETS
+    if config.disc.binarize:
+        _require(images and config.model.likelihood == "bernoulli" and config.model.sample_noise,
+                 "disc.binarize", True, "True only for images with model.likelihood='bernoulli' "
+                 "and model.sample_noise=True (binary samples against binarised data)")
     family = config.model.family
     _require(family in ANY_DATA_FAMILIES or images == (family == "conv_vae"), "model.family",
              family, f"'conv_vae' or one of {ANY_DATA_FAMILIES} for image data (data.name in "
@@ -352,6 +390,8 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
     for field in ("num_rounds", "pretrain_epochs", "epochs_per_round", "disc.epochs"):
         value = _get(config, field)
         _require(isinstance(value, int) and value >= 0, field, value, "an integer >= 0")
+    _require(isinstance(config.stack_group, int) and config.stack_group >= 0, "stack_group",
+             config.stack_group, "an integer >= 0")
     for field in ("batch_size", "disc.batch_size", "steps_per_chunk", "assign.batch_size"):
         value = _get(config, field)
         _require(isinstance(value, int) and value >= 1, field, value, "an integer >= 1")

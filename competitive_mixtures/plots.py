@@ -92,19 +92,22 @@ def _as_image(x: np.ndarray) -> np.ndarray:
     return np.clip(x[..., 0] if x.shape[-1] == 1 else x, 0.0, 1.0)
 
 
-def component_grids(path: str, samples: np.ndarray, owned: list, alpha: np.ndarray) -> str:
+def component_grids(path: str, samples: np.ndarray, owned: list | None, alpha: np.ndarray,
+                    title: str = "") -> str:
     """One row per component: its samples (left) beside real images it owns (right).
 
     Args:
       samples: `[K, n, H, W, C]` samples of every component.
-      owned: K arrays `[<=n, H, W, C]` of images each component owns.
+      owned: K arrays `[<=n, H, W, C]` of images each component owns, or None
+        to draw the samples alone.
       alpha: `[K]` mixture weights, written on each row.
     """
     k, n = samples.shape[:2]
-    fig, axes = plt.subplots(k, 2 * n + 1, figsize=(0.6 * (2 * n + 1), 0.65 * k + 0.6),
+    columns = n if owned is None else 2 * n + 1
+    fig, axes = plt.subplots(k, columns, figsize=(0.6 * columns, 0.65 * k + 0.6),
                              squeeze=False)
     for j in range(k):
-        for c in range(2 * n + 1):
+        for c in range(columns):
             ax = axes[j, c]
             ax.set_xticks([])
             ax.set_yticks([])
@@ -117,7 +120,9 @@ def component_grids(path: str, samples: np.ndarray, owned: list, alpha: np.ndarr
         axes[j, 0].set_ylabel(f"{j}: a={alpha[j]:.3f}", rotation=0, ha="right", va="center",
                               fontsize=7)
     axes[0, n // 2].set_title("samples", fontsize=8)
-    axes[0, n + 1 + n // 2].set_title("owned real images", fontsize=8)
+    if owned is not None:
+        axes[0, n + 1 + n // 2].set_title("owned real images", fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.12, right=0.99, top=0.92, bottom=0.01)
     return _save(fig, path)
 

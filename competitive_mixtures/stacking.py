@@ -14,11 +14,32 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from competitive_mixtures.config import STACK_MODES
 from competitive_mixtures.models.base import ComponentStep, LinenModel, gradient_step
 from competitive_mixtures.state import Stack
 
 PyTree = Any
+
+# How the K components of a stacked step run: 'vmap' (one batched program),
+# 'sequential' (K copies side by side in one compiled program), or 'auto':
+# sequential for convolutional networks on CPU, vmap otherwise (see resolve_mode).
+STACK_MODES = ("auto", "vmap", "sequential")
+
+
+def resolve_mode(mode: str, convolutional: bool) -> str:
+    """The stack mode 'auto' stands for here: 'sequential' for convolutional networks
+    on CPU, 'vmap' otherwise; other modes are returned as they are.
+
+    On XLA:CPU a vmapped convolution becomes a grouped convolution, which ran
+    6x slower than K plain convolutions side by side (the conv VAE and
+    discriminator steps of the paper's MNIST networks at K=15). GPUs and TPUs
+    run grouped convolutions natively, and one batched program is what they
+    run best.
+    """
+    if mode not in STACK_MODES:
+        raise ValueError(f"stack mode must be one of {STACK_MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "sequential" if convolutional and jax.default_backend() == "cpu" else "vmap"
 
 
 def init(model: LinenModel, optimizer: optax.GradientTransformation, keys: jax.Array,
@@ -72,8 +93,8 @@ def sequential_step(component_step: ComponentStep) -> Callable[..., tuple[Stack,
 def stack_step(component_step: ComponentStep,
                mode: str = "vmap") -> Callable[..., tuple[Stack, jax.Array]]:
     """One training step of every component: `vmap_step` or `sequential_step` by `mode`."""
-    if mode not in STACK_MODES:
-        raise ValueError(f"stack mode must be one of {STACK_MODES}, got {mode!r}")
+    if mode not in STACK_MODES[1:]:
+        raise ValueError(f"stack mode must be one of {STACK_MODES[1:]}, got {mode!r}")
     return sequential_step(component_step) if mode == "sequential" else vmap_step(component_step)
 
 
@@ -104,25 +125,46 @@ def all_finite(tree: PyTree) -> jax.Array:
     return jnp.stack(leaves, axis=0).all(axis=0)
 
 
-def sample(model: LinenModel, stack: Stack, keys: jax.Array, n: int) -> jax.Array:
-    """`n` samples from every component: `[K, n, *data_shape]`."""
+def _component(tree: PyTree, j: int) -> PyTree:
+    return jax.tree.map(lambda leaf: leaf[j], tree)
+
+
+def sample(model: LinenModel, stack: Stack, keys: jax.Array, n: int,
+           sequential: bool | None = None) -> jax.Array:
+    """`n` samples from every component: `[K, n, *data_shape]`.
+
+    With `sequential` the K components sample one after another in
+    straight-line code (see `sequential_step`), with the same result; by
+    default as the model's `stack_mode` says.
+    """
+    if sequential is None:
+        sequential = getattr(model, "stack_mode", "vmap") == "sequential"
+    if sequential:
+        return jnp.stack([model.sample(_component(stack.params, j),
+                                       _component(stack.model_state, j), keys[j], n)
+                          for j in range(keys.shape[0])])
     return jax.vmap(model.sample, in_axes=(0, 0, 0, None))(
         stack.params, stack.model_state, keys, n)
 
 
-def logits(model: LinenModel, stack: Stack, x: jax.Array,
-           sequential: bool = False) -> jax.Array:
+def logits(model: LinenModel, stack: Stack, x: jax.Array, mode: str = "vmap") -> jax.Array:
     """All K discriminators on one batch: `[B, *data_shape]` -> `[B, K]`.
 
-    With `sequential` the K networks run one after another inside the same
-    compiled call (`lax.map`) instead of vmapped: on XLA:CPU a vmapped
-    convolution becomes a grouped convolution whose scratch memory was
-    measured at ~5x its own temporaries (6.3 GB vs 1.1 GB peak for five
-    3x128 conv discriminators on 256 CelebA images), and it ran slower.
+    `mode`: 'vmap'; 'sequential' (K forward passes side by side in straight-line
+    code); or 'map' (one after another in a loop, `lax.map`), which holds one
+    network's temporaries at a time: on XLA:CPU a vmapped convolution becomes
+    a grouped convolution whose scratch memory was measured at ~5x its own
+    temporaries (6.3 GB vs 1.1 GB peak for five 3x128 conv discriminators on
+    256 CelebA images).
     """
-    if sequential:
+    if mode == "map":
         return jax.lax.map(lambda p: model.apply(p[0], p[1], x),
                            (stack.params, stack.model_state)).T
+    if mode == "sequential":
+        k = jax.tree.leaves(stack.params)[0].shape[0]
+        return jnp.stack([model.apply(_component(stack.params, j),
+                                      _component(stack.model_state, j), x)
+                          for j in range(k)], axis=1)
     return jax.vmap(model.apply, in_axes=(0, 0, None), out_axes=1)(
         stack.params, stack.model_state, x)
 
@@ -131,3 +173,20 @@ def log_likelihood(model: LinenModel, stack: Stack, x: jax.Array) -> jax.Array:
     """Exact log-density of every component: `[B, *data_shape]` -> `[B, K]`."""
     return jax.vmap(model.log_likelihood, in_axes=(0, 0, None), out_axes=1)(
         stack.params, stack.model_state, x)
+
+
+def elbo(model: LinenModel, stack: Stack, x: jax.Array, key: jax.Array,
+         sequential: bool = False) -> jax.Array:
+    """One-sample ELBO of every point under every component: `[B, ...]` -> `[B, K]`.
+
+    Component j draws its latent noise from `fold_in(key, j)`, in both forms.
+    """
+    k = jax.tree.leaves(stack.params)[0].shape[0]
+    noise = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j),
+                                                 (x.shape[0],) + model.noise_shape))(
+        jnp.arange(k))
+    if sequential:
+        return jnp.stack([model.elbo(_component(stack.params, j), _component(stack.model_state, j),
+                                     x, noise[j]) for j in range(k)], axis=1)
+    return jax.vmap(model.elbo, in_axes=(0, 0, None, 0), out_axes=1)(
+        stack.params, stack.model_state, x, noise)

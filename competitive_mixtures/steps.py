@@ -29,6 +29,7 @@ from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures.models.base import LinenModel, gradient_step
+from competitive_mixtures.models.conv import to_unit_interval
 from competitive_mixtures.state import Stack
 
 _BATCH = P(None, sharding.AXIS)
@@ -36,7 +37,7 @@ _BATCH = P(None, sharding.AXIS)
 
 def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.Array,
                 key: jax.Array, chunk: int, num_components: int, unroll: bool = False,
-                draw: Callable | None = None):
+                draw: Callable | None = None, members: jax.Array | None = None):
     """Runs `step(carry, step_key) -> (carry, loss [K])` for steps offset..offset+chunk-1.
 
     Step s uses the key `fold_in(key, s)`, so results do not depend on how the
@@ -49,9 +50,15 @@ def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.
     With `unroll` the chunk is compiled as straight-line code without the
     all-done skip: XLA:CPU runs convolutions inside loop and branch bodies
     several times slower than outside them.
+    `members` (`[K]` bool) restricts the chunk to some components (a group,
+    see `component_group`); the others take no step. Then `step(carry,
+    step_input, active [K])` keeps the components that are not `active` as
+    they are itself, so that only its group's slice of the carry is touched.
     Returns the carry and the summed loss and number of steps taken, each `[K]`.
     """
     num_steps = jnp.broadcast_to(num_steps, (num_components,))
+    if members is not None:
+        num_steps = jnp.where(members, num_steps, 0)
     step_keys = jax.vmap(lambda s: jax.random.fold_in(key, offset + s))(jnp.arange(chunk))
     inputs = jax.vmap(draw)(step_keys) if draw else step_keys
 
@@ -61,6 +68,9 @@ def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.
         active = index < num_steps
 
         def run(carry):
+            if members is not None:  # The step masks its group's components itself.
+                new, loss = step(carry, step_input, active)
+                return new, jnp.where(active, loss, 0.0)
             new, loss = step(carry, step_input)
             return stacking.select(active, new, carry), jnp.where(active, loss, 0.0)
 
@@ -92,6 +102,63 @@ def _sharded(component_step: Callable, mesh: Mesh, num_batch_args: int,
                          in_specs=(P(),) + (_BATCH,) * num_batch_args, out_specs=(P(), P()))
 
 
+def group_size(num_components: int, largest: int) -> int:
+    """Components per call of a sequential step: the largest divisor of K that is at
+    most `largest` (0: all K in one call)."""
+    if largest <= 0 or largest >= num_components:
+        return num_components
+    return max(d for d in range(1, largest + 1) if num_components % d == 0)
+
+
+def calls(mode: str, num_components: int, steps_per_chunk: int, unroll: bool,
+          stack_group: int) -> tuple[int, bool, int]:
+    """(steps per call, unrolled, components per call) of a stacked step in `mode`.
+
+    A sequential step holds one copy of the component's step per component of
+    the call, so it runs one step per call, on groups of at most
+    `stack_group` components, to keep its compilation short.
+    """
+    if mode == "sequential":
+        return 1, True, group_size(num_components, stack_group)
+    return steps_per_chunk, unroll, num_components
+
+
+def component_group(tree, group: jax.Array | None, size: int):
+    """The components [group * size, (group + 1) * size) of a stacked pytree (`[K, ...]`
+    leaves); all of it when `group` is None."""
+    if group is None:
+        return tree
+    return jax.tree.map(lambda leaf: jax.lax.dynamic_slice_in_dim(leaf, group * size, size), tree)
+
+
+def _put_group(tree, part, group: jax.Array | None, size: int):
+    """`tree` with its components of `group` replaced by `part` (see `component_group`)."""
+    if group is None:
+        return part
+    return jax.tree.map(
+        lambda leaf, new: jax.lax.dynamic_update_slice_in_dim(leaf, new, group * size, 0),
+        tree, part)
+
+
+def _members(num_components: int, group: jax.Array | None, size: int) -> jax.Array | None:
+    return None if group is None else jnp.arange(num_components) // size == group
+
+
+def _group_update(update: Callable, stack: Stack, group: jax.Array | None, size: int,
+                  active: jax.Array | None, *batch_args) -> tuple[Stack, jax.Array]:
+    """`update` (a stacked step) on one group's slice of `stack`; `[K]` losses, 0 elsewhere.
+
+    With `active` (`[K]` bool) the group's inactive components keep their state.
+    """
+    k = jax.tree.leaves(stack.params)[0].shape[0]
+    old = component_group(stack, group, size)
+    new, loss = update(old, *batch_args)
+    if active is not None:
+        new = stacking.select(component_group(active, group, size), new, old)
+    return (_put_group(stack, new, group, size),
+            _put_group(jnp.zeros((k,), loss.dtype), loss, group, size))
+
+
 def _constrain(x: jax.Array, mesh: Mesh) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, sharding.batch_sharding(mesh))
 
@@ -104,7 +171,7 @@ def take_batch(x: points_lib.Data, index: jax.Array, mesh: Mesh) -> jax.Array:
 
 
 def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
-                unroll: bool = False) -> Callable:
+                unroll: bool = False, group: int = 0) -> Callable:
     """M-step: every component trains on batches from its own training set.
 
     A step gives each component `batch_size` points drawn from its set, or
@@ -113,9 +180,12 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
     takes; `model.make_step` does the component's update.
 
     Returns a jitted
-    `m_step(gen, x [N, ...], sets, num_steps [K], offset, key) -> (gen, loss_sum [K], steps [K])`
-    that donates `gen`. `x` is `points.Points` (split over the devices) or an
-    array replicated on every device.
+    `m_step(gen, x [N, ...], sets, num_steps [K], offset, key[, group])
+    -> (gen, loss_sum [K], steps [K])` that donates `gen`. `x` is
+    `points.Points` (split over the devices) or an array replicated on every
+    device. With `group` > 0 a call trains only the components of its int32
+    `group` argument, `group` components at a time (one compiled program for
+    every group; the random numbers of a component do not depend on grouping).
     """
     if getattr(model, "whole_batch_statistics", False):
         # Losses that are not means over examples (kernel statistics of the
@@ -129,8 +199,9 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
 
     @functools.partial(jax.jit, donate_argnums=0)
     def m_step(gen: Stack, x: points_lib.Data, sets: assign.TrainingSets, num_steps: jax.Array,
-               offset: jax.Array, key: jax.Array):
+               offset: jax.Array, key: jax.Array, group_index: jax.Array | None = None):
         k = sets.count.shape[0]
+        size = group_size(k, group)
 
         def draw(step_key):
             index_key, noise_key = jax.random.split(step_key)
@@ -140,11 +211,13 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
             noise = jax.random.normal(noise_key, (k, batch_size) + model.noise_shape)
             return index, noise
 
-        def step(gen, drawn):
-            index, noise = drawn
-            return update(gen, take_batch(x, index, mesh), _constrain(noise, mesh))
+        def step(gen, drawn, active=None):
+            index, noise = component_group(drawn, group_index, size)
+            return _group_update(update, gen, group_index, size, active,
+                                 take_batch(x, index, mesh), _constrain(noise, mesh))
 
-        return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll, draw)
+        return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll, draw,
+                           _members(k, group_index, size))
 
     return m_step
 
@@ -163,48 +236,79 @@ def discriminator_loss(disc_model: LinenModel) -> Callable:
 
 def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                    optimizer: optax.GradientTransformation, batch_size: int,
-                   chunk: int, mesh: Mesh, unroll: bool = False) -> Callable:
+                   chunk: int, mesh: Mesh, unroll: bool = False,
+                   stack_mode: str = "vmap", group: int = 0, binarize: bool = False) -> Callable:
     """Discriminator fit: D_j sees points drawn uniformly from the WHOLE dataset as real.
 
+    With `binarize` the real images are binarised afresh at every draw, each pixel
+    1 with probability its grey level (`binarize_images`): the data as a
+    Bernoulli decoder's samples are distributed, compared like with like.
+
+    `stack_mode` ('vmap' or 'sequential') is how the K discriminator updates and
+    the K generators' samples run (`stacking.stack_step`, `stacking.sample`);
+    `group` as in `make_m_step`.
     Returns a jitted
-    `disc_step(disc, gen, x, num_steps, offset, key) -> (disc, loss_sum [K], steps [K])`
-    that donates `disc`.
+    `disc_step(disc, gen, x, num_steps, offset, key[, group])
+    -> (disc, loss_sum [K], steps [K])` that donates `disc`.
     """
     update = _sharded(gradient_step(discriminator_loss(disc_model), optimizer, sharding.AXIS),
-                      mesh, num_batch_args=1)
+                      mesh, num_batch_args=1, stack_mode=stack_mode)
+    sequential = stack_mode == "sequential"
 
     @functools.partial(jax.jit, donate_argnums=0)
     def disc_step(disc: Stack, gen: Stack, x: points_lib.Data, num_steps: jax.Array,
-                  offset: jax.Array, key: jax.Array):
+                  offset: jax.Array, key: jax.Array, group_index: jax.Array | None = None):
         k = jax.tree.leaves(gen.params)[0].shape[0]
+        size = group_size(k, group)
 
-        def step(disc, step_key):
-            index_key, sample_key = jax.random.split(step_key)
+        def step(disc, step_key, active=None):
+            index_key, sample_key, binary_key = jax.random.split(step_key, 3)
             index = jax.random.randint(index_key, (k, batch_size), 0, x.shape[0])
-            fake = stacking.sample(gen_model, gen, jax.random.split(sample_key, k), batch_size)
-            return update(disc, (take_batch(x, index, mesh), _constrain(fake, mesh)))
+            index, sample_keys, gen_part = component_group(
+                (index, jax.random.split(sample_key, k), gen), group_index, size)
+            fake = stacking.sample(gen_model, gen_part, sample_keys, batch_size, sequential)
+            real = take_batch(x, index, mesh)
+            if binarize:
+                real = _constrain(binarize_images(binary_key, real), mesh)
+            return _group_update(update, disc, group_index, size, active,
+                                 (real, _constrain(fake, mesh)))
 
-        return _scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll)
+        return _scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll,
+                           members=_members(k, group_index, size))
 
     return disc_step
 
 
-def make_scorer(model: LinenModel, exact: bool, mesh: Mesh,
-                sequential: bool = False) -> Callable:
+def binarize_images(key: jax.Array | None, x: jax.Array) -> jax.Array:
+    """Images (uint8 or [0, 1]) as float32 {0, 1}: each pixel 1 with probability its grey
+    level (dynamic binarisation), or, without a key, where its grey level exceeds 0.5."""
+    x = to_unit_interval(x)
+    if key is None:
+        return (x > 0.5).astype(jnp.float32)
+    return jax.random.bernoulli(key, x).astype(jnp.float32)
+
+
+def make_scorer(model: LinenModel, exact: bool, mesh: Mesh, mode: str = "vmap",
+                binarize: bool = False) -> Callable:
     """Log density ratios of one batch of points for all K components.
 
     With `exact=False` `model` is the discriminator and the ratio is `-logit`
     (assign eq. 1); with `exact=True` `model` is the generator and the score is
     its exact log-likelihood (the common log p_X(x_i) cancels in the argmax).
-    Each device scores its slice of the batch with all K networks (one after
-    another with `sequential`, see `stacking.logits`).
+    Each device scores its slice of the batch with all K networks, as `mode`
+    says ('vmap', 'sequential' or 'map', see `stacking.logits`).
+
+    With `binarize` the discriminators score each image binarised at grey level
+    0.5, the most likely of its binarisations (see `make_disc_step`).
 
     Returns a jitted `score(stack, x [B, ...]) -> [B, K]`, B split over devices.
     """
     def local(stack: Stack, x: jax.Array) -> jax.Array:
+        if binarize:
+            x = binarize_images(None, x)
         if exact:
             return stacking.log_likelihood(model, stack, x)
-        return assign.log_ratio_from_logits(stacking.logits(model, stack, x, sequential))
+        return assign.log_ratio_from_logits(stacking.logits(model, stack, x, mode))
 
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
                                  out_specs=P(sharding.AXIS)))

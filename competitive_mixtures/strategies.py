@@ -42,8 +42,8 @@ class Strategy:
             jnp.arange(num_points, dtype=jnp.int32) % num_components)
 
     def initial_sets(self, key: jax.Array, num_points: int, num_components: int,
-                     min_points: int,
-                     bootstrap: bool = False) -> tuple[jax.Array, assign.TrainingSets]:
+                     min_points: int, bootstrap: bool = False,
+                     owner: jax.Array | None = None) -> tuple[jax.Array, assign.TrainingSets]:
         """Owners `[N]` and training sets before the first round.
 
         With `bootstrap` (bagging only) every component trains on its own draw of
@@ -56,7 +56,8 @@ class Strategy:
             return owner, boosting_sets(jnp.arange(num_points, dtype=jnp.int32), 0,
                                         num_components)
         split_key, draw_key = jax.random.split(key)
-        owner = self.initial_owner(split_key, num_points, num_components)
+        if owner is None:
+            owner = self.initial_owner(split_key, num_points, num_components)
         split = assign.random_split(owner, num_components, min_points)
         if bootstrap:
             draws = jax.random.randint(draw_key, (num_components, num_points // num_components),

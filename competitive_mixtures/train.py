@@ -37,6 +37,7 @@ from competitive_mixtures import models
 from competitive_mixtures import plots
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
+from competitive_mixtures import seeding
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
@@ -53,6 +54,7 @@ _INIT_STREAM = 2**31 - 1
 _EVAL_STREAM = 2**31 - 2
 # Stream of the density-ratio estimate and of boosting's draws, folded into round r's key.
 _RATIO_STREAM = 2**31 - 3
+_PRETRAINED_STREAM = 2**31 - 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +67,10 @@ class Programs:
     disc_optimizer: optax.GradientTransformation
     mesh: Any
     m_step: Any
+    # Steps per call of `m_step` (1 when its components run sequentially), and
+    # the calls per step (groups of components, see steps.make_m_step).
+    m_chunk: int
+    m_groups: int
     disc_step: Any
     score: Any
     assigner: Any
@@ -88,15 +94,20 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
     gen_optimizer = models.generator_optimizer(config)
     estimator = ratio_lib.make(config, gen_model, data_shape, mesh)
     exact = config.model.family == "kmeans"
+    chunk, unroll, group = steps.calls(getattr(gen_model, "stack_mode", "vmap"),
+                                       config.num_components, config.steps_per_chunk,
+                                       config.unroll_steps, config.stack_group)
     return Programs(
         gen_model=gen_model, disc_model=estimator.model, gen_optimizer=gen_optimizer,
         disc_optimizer=estimator.optimizer,
         mesh=mesh,
-        m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size,
-                                 config.steps_per_chunk, mesh, config.unroll_steps),
+        m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size, chunk, mesh,
+                                 unroll, group),
+        m_chunk=chunk, m_groups=config.num_components // group,
         disc_step=estimator.step,
         score=steps.make_scorer(gen_model, exact, mesh) if exact else estimator.score,
-        assigner=steps.make_assigner(mesh, config.balance.min_points, not exact),
+        assigner=steps.make_assigner(mesh, config.balance.min_points,
+                                     not exact and getattr(estimator, "normalise", True)),
         strategy=strategies.get(config.strategy), ratio=estimator, exact=exact)
 
 
@@ -108,9 +119,12 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
     gen_key, disc_key, split_key, example_key = jax.random.split(
         jax.random.fold_in(rng, _INIT_STREAM), 4)
     example = ratio_lib.base.example_batch(x, example_key)
+    seeded = None
+    if config.init_split == "kmeans" and programs.strategy.reassigns:
+        seeded = seeding.kmeans_owner(split_key, points_lib.full(x), k)
     owner, sets = programs.strategy.initial_sets(split_key, x.shape[0], k,
                                                  config.balance.min_points,
-                                                 config.bagging.bootstrap)
+                                                 config.bagging.bootstrap, seeded)
     state = MixtureState(
         round=jnp.zeros((), jnp.int32),
         gen=stacking.init(programs.gen_model, programs.gen_optimizer,
@@ -120,12 +134,14 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
     return sharding.replicate(state, programs.mesh)
 
 
-def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args):
+def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args,
+                groups: int = 1):
     """Calls a chunked step until every component has taken its `num_steps`.
 
     Returns the carry and the mean loss per component over the steps it took.
     """
-    return ratio_lib.base.run_chunks(step_fn, carry, num_steps, chunk, key, *args)
+    return ratio_lib.base.run_chunks(step_fn, carry, num_steps, chunk, key, *args,
+                                     groups=groups)
 
 
 def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.ndarray,
@@ -198,6 +214,21 @@ def _add_component(config: ml_collections.ConfigDict, programs: Programs, state:
     return disc, owner, alpha, sets
 
 
+def m_step_counts(config: ml_collections.ConfigDict, set_sizes: np.ndarray, epochs: int,
+                  round_index: int, num_points: int) -> np.ndarray:
+    """`[K]` M-step steps of each component this round.
+
+    'epochs' (the paper): `epochs` passes over the component's own training
+    set, so a component's budget grows with its share. 'equal': every
+    component with a non-empty set takes the steps of `epochs` passes over an
+    equal share N/K, whatever its share; pre-training (round 0) keeps 'epochs'.
+    """
+    if config.step_budget == "equal" and round_index > 0:
+        equal = np.ceil(epochs * num_points / (config.num_components * config.batch_size))
+        return np.where(set_sizes > 0, equal, 0).astype(np.int64)
+    return np.ceil(epochs * set_sizes / config.batch_size).astype(np.int64)
+
+
 def run_round(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
               x: points_lib.Data) -> tuple[MixtureState, dict]:
     """One round: M-step, discriminator fit, assignment pass. Returns the new state and
@@ -221,9 +252,10 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         gen = gen.replace(params={**gen.params, "mu": mu})
         gen_loss = np.zeros(k)
     else:
-        num_steps = np.ceil(epochs * np.asarray(state.sets.size) / config.batch_size)
+        num_steps = m_step_counts(config, np.asarray(state.sets.size), epochs, r, x.shape[0])
         gen, gen_loss = _run_chunks(programs.m_step, gen, num_steps.astype(np.int64),
-                                    config.steps_per_chunk, m_key, x, state.sets)
+                                    programs.m_chunk, m_key, x, state.sets,
+                                    groups=programs.m_groups)
     gen, reset = _reset_broken(programs, state, gen, gen_loss, reset_key, x)
     if reset:
         logging.warning("round %d: components %s had non-finite loss or parameters and were "
@@ -452,6 +484,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if dataset.num_classes:
             record["clustering"] = clustering.clustering_scores(
                 np.asarray(state.owner), dataset.label, config.num_components)
+        if record["round"] == 0:
+            _save_pretrained_samples(config, programs, state, dataset, work)
         checkpointer.save(int(state.round), state)
         records.append(record)
         work.write_metrics(records)
@@ -466,6 +500,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     checkpointer.close()
     summary = _finish(config, programs, state, dataset, x, work, records)
     return summary
+
+
+# Samples kept from the models as pre-training left them, for the before/after figure.
+PRETRAINED_SAMPLES = "pretrained_samples.npz"
+
+
+def _save_pretrained_samples(config, programs: Programs, state: MixtureState, dataset,
+                             work: Workdir) -> None:
+    """Samples of every component after pre-training (round 0), equally many each.
+
+    2-D data: `x` `[M, 2]` and `component` `[M]` for `figures/before_after.png`;
+    images: `grid` `[K, GRID_COLUMNS, H, W, C]` for `figures/components_pretrained.png`.
+    """
+    key = jax.random.fold_in(state.rng, _PRETRAINED_STREAM)
+    k = config.num_components
+    if len(dataset.data_shape) == 3:
+        grid = np.asarray(stacking.sample(programs.gen_model, state.gen,
+                                          jax.random.split(key, k), GRID_COLUMNS))
+        work.save_npz(PRETRAINED_SAMPLES, grid=grid)
+        return
+    uniform = jnp.full((k,), 1.0 / k)
+    samples, component = draw_samples(programs.gen_model, state.gen, uniform, key,
+                                      min(config.eval.num_samples, 5000))
+    work.save_npz(PRETRAINED_SAMPLES, x=samples, component=component)
 
 
 def _finish(config, programs: Programs, state: MixtureState, dataset, x: points_lib.Data,
@@ -527,5 +585,21 @@ def _figures(config, state: MixtureState, dataset, work: Workdir, records: list[
         plots.class_heatmap(os.path.join(work.figures, "classes.png"),
                             clustering.contingency(owner, dataset.label, config.num_components,
                                                    dataset.num_classes))
+    pretrained = work.file(PRETRAINED_SAMPLES)
+    if epath.Path(pretrained).exists():
+        with epath.Path(pretrained).open("rb") as f, np.load(f) as before:
+            if all_x is not None and "x" in before:
+                last = int(state.round) - 1
+                plots.sample_panels(
+                    os.path.join(work.figures, "before_after.png"), all_x,
+                    [("after pre-training (round 0)", before["x"], before["component"]),
+                     (f"after round {last}", samples, component)],
+                    title=f"{config.strategy}, K={config.num_components}: samples of every "
+                          "component (grey: data)")
+            if per_component is not None and "grid" in before:
+                plots.component_grids(os.path.join(work.figures, "components_pretrained.png"),
+                                      before["grid"], None,
+                                      np.full(config.num_components, 1.0 / config.num_components),
+                                      title="samples after pre-training (round 0)")
     plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
                              [r["round"] for r in records], [r["counts"] for r in records])

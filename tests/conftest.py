@@ -1,13 +1,26 @@
-"""Shared fixtures: config loading and a per-session JAX compilation cache."""
+"""Shared fixtures: config loading and a per-session JAX compilation cache.
 
+The tests compile hundreds of small programs and run each briefly, so XLA's
+optimisation passes are off (`JAX_DISABLE_MOST_OPTIMIZATIONS`, inherited by the
+subprocesses the tests start): compilation is most of the suite's time, and
+every comparison in it holds on unoptimised code too. Export
+JAX_DISABLE_MOST_OPTIMIZATIONS=0 to run the suite on optimised code.
+"""
+
+import os
 import pathlib
 
-import jax
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+import jax  # noqa: E402 (after the environment it reads)
 import pytest
 
-from competitive_mixtures import config as config_lib
+from competitive_mixtures import config as config_lib  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# Also where jax was imported before this file (by a plugin).
+jax.config.update("jax_disable_most_optimizations",
+                  os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"].lower() not in ("0", "false"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,11 +22,18 @@ FIGURES = {
     "recompilation": {"compiles_per_round", "jit_cache_entries_per_round",
                       "compiles_after_first_round", "cache_growth_after_first_round"},
     "growth": {"round_seconds_vs_K", "round_seconds_vs_N"},
-    "stacked_vs_loop": {f"{model}_{step}_{side}"
-                        for model, step in (("mlp", "vae_m_step"), ("mlp", "disc_step"),
-                                            ("conv", "vae_m_step"), ("conv", "disc_step"),
-                                            ("conv", "vae_m_step_sequential"))
-                        for side in ("stacked", "loop", "speedup")},
+    "roofline": {"matmul_gflops"},
+    "stacked_vs_loop": ({f"{step}_{side}"
+                         for step in ("mlp_vae_m_step", "mlp_disc_step", "conv_vae_m_step",
+                                      "conv_disc_step", "conv_vae_m_step_vmap")
+                         for side in ("stacked", "loop", "speedup")}
+                        # Straight-line conv steps: GFLOP/s, roofline fraction, compile time.
+                        | {f"{step}_{figure}"
+                           for step in ("conv_vae_m_step", "conv_disc_step",
+                                        "conv_vae_m_step_vmap")
+                           for figure in ("stacked_gflops", "loop_gflops", "matmul_fraction",
+                                          "compile_seconds")}
+                        | {"digits_m_step_images_per_second"}),
     "assign": {"mlp_scores_per_second", "mlp_seconds", "conv_scores_per_second",
                "conv_seconds"},
 }

@@ -251,3 +251,15 @@ def test_tfds_missing_dataset_fails_fast(tmp_path, monkeypatch, name):
     assert 'data.data_dir' in message
     if name == 'celeb_a':
         assert 'data.manual_dir' in message and '--manual_dir=' in message
+
+
+def test_binarize_images_draws_pixels_at_their_grey_level():
+    from competitive_mixtures import steps
+    x = jnp.asarray(np.array([0, 64, 128, 255], np.uint8).reshape(1, 2, 2, 1))
+    np.testing.assert_array_equal(np.asarray(steps.binarize_images(None, x)).ravel(),
+                                  [0, 0, 1, 1])
+    draws = jax.vmap(lambda k: steps.binarize_images(k, x))(
+        jax.random.split(jax.random.PRNGKey(0), 4000))
+    assert set(np.unique(np.asarray(draws))) <= {0.0, 1.0}
+    np.testing.assert_allclose(np.asarray(draws).mean(0).ravel(), [0, 64 / 255, 128 / 255, 1],
+                               atol=0.03)

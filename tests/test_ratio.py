@@ -153,3 +153,30 @@ def test_competitive_run_end_to_end(kind, tmp_path):
     assert int(state.round) == config.num_rounds + 1
     with np.load(tmp_path / "assignments.npz") as f:
         np.testing.assert_array_equal(f["assignment"], np.asarray(state.owner))
+
+
+def test_elbo_kind_scores_are_each_components_elbo_and_not_normalised():
+    """ratio.kind='elbo': score_ij is component j's ELBO of point i (the same noise as
+    `stacking.elbo`); the assignment is argmax_j ELBO_j(x_i), with no dataset normaliser."""
+    config = load_config("synthetic", "tiny")
+    config.ratio.kind = "elbo"
+    config_lib.validate(config)
+    data = synthetic.gaussian_mixture(3, num_points=600, num_heldout=10, seed=0)
+    x = jnp.asarray(data.x)
+    programs = train.make_programs(config, (2,))
+    state = train.init_state(config, programs, x)
+    key = jax.random.PRNGKey(5)
+    scores = np.asarray(programs.ratio.log_ratios(state.disc, state.gen, x, key))
+    chex.assert_shape(scores, (600, 3))
+    expected = np.asarray(stacking.elbo(programs.gen_model, state.gen, x,
+                                        jax.random.fold_in(key, 0)))
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
+    result, _ = programs.assigner(jnp.asarray(scores))
+    np.testing.assert_array_equal(np.asarray(result.owner), np.argmax(scores, axis=1))
+
+
+def test_elbo_kind_needs_a_vae():
+    config = load_config("gan_ring", "tiny")
+    config.ratio.kind = "elbo"
+    with pytest.raises(config_lib.ConfigError, match="elbo"):
+        config_lib.validate(config)

@@ -10,7 +10,8 @@ import optax
 import pytest
 
 from competitive_mixtures import assign, config as config_lib, models, sharding, stacking, steps
-from competitive_mixtures.models import conv
+from competitive_mixtures.models import conv, vae
+from competitive_mixtures.ratio import base as ratio_base
 from competitive_mixtures.models.base import LinenModel
 
 K = 2
@@ -49,6 +50,63 @@ def test_sequential_m_step_equals_vmapped():
     chex.assert_trees_all_close(gen_s, gen_v, rtol=1e-4, atol=1e-5)
 
 
+def test_sequential_disc_step_equals_vmapped():
+    """The discriminator fit (K updates and K generators' samples) in both forms."""
+    gen_model = _conv_vae("vmap")
+    disc_model = LinenModel(conv.ConvDiscriminator(channels=(4, 8), kernel=3))
+    optimizer = optax.adam(0.01)
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 256, size=(N,) + IMAGE_SHAPE),
+                    jnp.uint8)
+    gen = stacking.init(dataclasses.replace(gen_model, module=gen_model.module.clone(
+        axis_name=None)), optimizer, jax.random.split(jax.random.PRNGKey(1), K), x[:8])
+    disc = stacking.init(disc_model, optimizer, jax.random.split(jax.random.PRNGKey(3), K),
+                         x[:8])
+    out = {}
+    for mode in ("vmap", "sequential"):
+        step = steps.make_disc_step(disc_model, gen_model, optimizer, batch_size=8, chunk=1,
+                                    mesh=sharding.make_mesh(), unroll=True, stack_mode=mode)
+        d = jax.tree.map(jnp.copy, disc)
+        for offset in range(3):
+            d, loss, taken = step(d, gen, x, jnp.array([3, 2], jnp.int32), jnp.int32(offset),
+                                  jax.random.PRNGKey(4))
+        out[mode] = d
+    chex.assert_trees_all_close(out["sequential"], out["vmap"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["sequential", "vmap"])
+def test_grouped_calls_equal_one_call(mode):
+    """Training K=4 components two at a time (one compiled program for both groups) equals
+    training all four in each call: the same random numbers reach each component."""
+    k, n = 4, 48
+    model = LinenModel(vae.MLPVAE(hidden=(8,), latent=2, data_dim=2), stack_mode=mode)
+    optimizer = optax.adam(0.01)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(n, 2)), jnp.float32)
+    sets = assign.training_sets(assign.random_split(jnp.arange(n, dtype=jnp.int32) % k, k, 0))
+    gen = stacking.init(model, optimizer, jax.random.split(jax.random.PRNGKey(1), k), x[:8])
+    num_steps = np.array([3, 1, 2, 0])
+    out = {}
+    for group in (0, 2):
+        step = steps.make_m_step(model, optimizer, batch_size=8, chunk=1,
+                                 mesh=sharding.make_mesh(), unroll=True, group=group)
+        out[group] = ratio_base.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1,
+                                           jax.random.PRNGKey(2), x, sets,
+                                           groups=k // steps.group_size(k, group))
+    chex.assert_trees_all_close(out[2][0], out[0][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[2][1], out[0][1], rtol=1e-5)
+    assert np.isnan(out[2][1][3])  # Component 3 took no step.
+    assert steps.group_size(15, 5) == 5 and steps.group_size(7, 5) == 1
+    assert steps.group_size(10, 0) == 10 and steps.group_size(3, 5) == 3
+
+
+def test_auto_mode_is_sequential_for_convolutions_on_cpu():
+    assert jax.default_backend() == "cpu"
+    assert stacking.resolve_mode("auto", convolutional=True) == "sequential"
+    assert stacking.resolve_mode("auto", convolutional=False) == "vmap"
+    assert stacking.resolve_mode("vmap", convolutional=True) == "vmap"
+    with pytest.raises(ValueError, match="stack mode"):
+        stacking.resolve_mode("loop", convolutional=True)
+
+
 def test_stack_step_rejects_unknown_mode():
     with pytest.raises(ValueError, match="stack mode"):
         stacking.stack_step(lambda *args: args, "loop")
@@ -56,6 +114,7 @@ def test_stack_step_rejects_unknown_mode():
 
 def test_config_stack_mode_reaches_the_model_and_is_validated():
     config = config_lib.base_config()
+    assert models.generator(config, (2,)).stack_mode == "vmap"  # 'auto' for an MLP VAE
     config.stack_mode = "sequential"
     config_lib.validate(config)
     assert models.generator(config, (2,)).stack_mode == "sequential"
@@ -66,3 +125,16 @@ def test_config_stack_mode_reaches_the_model_and_is_validated():
     config.model.family = "gan"
     with pytest.raises(config_lib.ConfigError, match="stack_mode"):
         config_lib.validate(config)
+
+
+def test_vae_encoder_log_variance_cannot_overflow():
+    """An encoder that outputs a huge log-variance (as one diverging under Adam does)
+    gives a finite ELBO: its log-variance is clipped like the decoder's."""
+    module = vae.MLPVAE(hidden=(8,), latent=2, data_dim=2)
+    x = jnp.ones((4, 2))
+    params = module.init(jax.random.PRNGKey(0), x, jnp.zeros((4, 2)), method="elbo")
+    last = sorted(k for k in params["params"]["encoder"])[-1]
+    bias = params["params"]["encoder"][last]["bias"]
+    params["params"]["encoder"][last]["bias"] = bias.at[2:].set(500.0)  # exp(250) overflows.
+    elbo = module.apply(params, x, jnp.ones((4, 2)), method="elbo")
+    assert np.all(np.isfinite(np.asarray(elbo)))

@@ -221,12 +221,26 @@ def test_m_step_result_does_not_depend_on_chunking(setup):
     chex.assert_trees_all_close(gen.params, gen_big.params, rtol=1e-5, atol=1e-6)
 
 
-def test_sequential_logits_equal_vmapped():
+@pytest.mark.parametrize("mode", ["sequential", "map"])
+def test_sequential_logits_equal_vmapped(mode):
     """Scoring the K discriminators one after another gives the vmapped logits."""
     model = LinenModel(conv.ConvDiscriminator(channels=(4, 8), kernel=3))
     x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 16, 16, 1), np.uint8))
     stack = stacking.init(model, optax.sgd(0.1), jax.random.split(jax.random.PRNGKey(0), 3), x)
     vmapped = stacking.logits(model, stack, x)
-    sequential = jax.jit(lambda s, v: stacking.logits(model, s, v, sequential=True))(stack, x)
-    chex.assert_shape(sequential, (6, 3))
+    other = jax.jit(lambda s, v: stacking.logits(model, s, v, mode))(stack, x)
+    chex.assert_shape(other, (6, 3))
+    chex.assert_trees_all_close(other, vmapped, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_samples_equal_vmapped():
+    """Sampling the K generators one after another gives the vmapped samples."""
+    model = LinenModel(conv.ConvVAE(encoder_channels=(2, 4), decoder_channels=(4, 2), kernel=3,
+                                    latent=2, image_shape=(8, 8, 1)))
+    x = jnp.zeros((4, 8, 8, 1), jnp.uint8)
+    stack = stacking.init(model, optax.sgd(0.1), jax.random.split(jax.random.PRNGKey(0), 3), x)
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    vmapped = stacking.sample(model, stack, keys, 5, sequential=False)
+    sequential = jax.jit(lambda s, k: stacking.sample(model, s, k, 5, sequential=True))(stack, keys)
+    chex.assert_shape(sequential, (3, 5, 8, 8, 1))
     chex.assert_trees_all_close(sequential, vmapped, rtol=1e-5, atol=1e-6)

@@ -103,12 +103,38 @@ def test_table1_tiny_resumes_after_interruption(tmp_path, monkeypatch):
 
 
 def test_table1_end_to_end_tiny(tmp_path):
+    """The 3-mode row (the 5 and 9-mode rows run the same code on other data)."""
     done = subprocess.run([sys.executable, "-m", "competitive_mixtures.experiments.table1",
-                           f"--workdir={tmp_path}", "--seeds=1", "--preset=tiny"],
+                           f"--workdir={tmp_path}", "--seeds=1", "--preset=tiny", "--modes=3"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     text = (tmp_path / "table1.md").read_text()
-    for modes in (3, 5, 9):
-        assert f"| {modes} |" in text
-        assert (tmp_path / f"samples_modes{modes}.png").exists()
-    assert "(-4.59)" in text  # The paper's value sits beside ours.
+    assert "| 3 |" in text and "| 5 |" not in text
+    assert "AdaGAN boosting" in text  # All four methods by default.
+    assert (tmp_path / "samples_modes3.png").exists()
+    assert "[-4.59]" in text  # The paper's value sits beside ours.
+
+
+def test_digits_table_gives_per_seed_values_and_paired_verdicts(tmp_path):
+    def run(nmi, fid, k=10):
+        return {"num_components": k, "clustering": {"nmi": nmi}, "alphas": [0.02] * k,
+                "training_seconds": 60.0,
+                "image_quality": {"digits": {"fid": fid, "precision": 0.8, "recall": 0.6}}}
+
+    results = {"competitive": [run(0.6, 50.0), run(0.5, 60.0), run(0.55, 70.0)],
+               "vae8": [run(0.0, 80.0, 1), run(0.0, 55.0, 1), run(0.0, 90.0, 1)]}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    # In a subprocess: each experiment module defines the same absl flags.
+    script = ("import json, sys; from competitive_mixtures.experiments import digits; "
+              "digits.write_table(json.load(open(sys.argv[1])), [0.49, 0.48, 0.50], 3, "
+              "sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "results.json"),
+                    str(tmp_path / "digits.md")], cwd=REPO, check=True, timeout=120)
+    text = (tmp_path / "digits.md").read_text()
+    assert "| competitive | 0.55 +- 0.04 (worst 0.50)" in text
+    assert "| KMeans (pixels) | 0.49 +- 0.01 (worst 0.48)" in text
+    assert "- competitive vs KMeans, NMI: " + experiments.verdict([0.6, 0.5, 0.55],
+                                                                 [0.49, 0.48, 0.50]) in text
+    assert "- competitive vs vae8, domain FID: " + experiments.verdict(
+        [50.0, 60.0, 70.0], [80.0, 55.0, 90.0], higher_is_better=False) in text
+    assert "| 1 | 0.500 / 60.0 | - / 55.0 | 0.480 |" in text

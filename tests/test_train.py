@@ -88,6 +88,11 @@ def test_workdir_files(finished):
     assert steps == [1, 2, 3]
     pngs = glob.glob(os.path.join(workdir, "figures", "*.png"))
     assert len(pngs) >= 1 and all(os.path.getsize(p) > 1000 for p in pngs)
+    # The paper's Figs. 7-9: samples after pre-training beside those after the last round.
+    assert os.path.getsize(os.path.join(workdir, "figures", "before_after.png")) > 1000
+    with np.load(os.path.join(workdir, train.PRETRAINED_SAMPLES)) as z:
+        assert z["x"].shape[1] == 2 and len(z["x"]) == len(z["component"])
+        assert set(np.unique(z["component"])) == set(range(k))
 
     with open(os.path.join(workdir, "summary.json")) as f:
         saved = json.load(f)
@@ -218,3 +223,14 @@ def test_competition_recovers_three_modes(tmp_path):
     print(f"competition NMI {nmi:.4f}")
     assert nmi >= 0.9, f"NMI {nmi:.3f} after {c.num_rounds} rounds"
     assert min(summary["counts"]) > 0.2 * c.data.num_points
+
+
+def test_equal_step_budget_does_not_follow_the_share():
+    """'epochs' (the paper): steps grow with a component's set; 'equal': every component
+    with points takes the steps of N/K points; pre-training keeps 'epochs'."""
+    c = _tiny()
+    sizes = np.array([1000, 100, 0])
+    np.testing.assert_array_equal(train.m_step_counts(c, sizes, 2, 1, 3000), [63, 7, 0])
+    c.step_budget = "equal"
+    np.testing.assert_array_equal(train.m_step_counts(c, sizes, 2, 1, 3000), [63, 63, 0])
+    np.testing.assert_array_equal(train.m_step_counts(c, sizes, 2, 0, 3000), [63, 7, 0])

@@ -2,8 +2,10 @@
 
 import json
 import os
+import time
 
 from absl import flags
+from absl import logging
 import jax
 import numpy as np
 
@@ -57,3 +59,52 @@ def mean_std(values) -> str:
     """'mean +- std' of a list of numbers, two decimals."""
     values = np.asarray(values, float)
     return f"{values.mean():.2f} +- {values.std():.2f}"
+
+
+# "A beats B" needs A ahead on average and on at least this share of paired seeds
+# (4 of 5; all of 3).
+WIN_SHARE = 0.8
+
+
+def verdict(ours, theirs, higher_is_better: bool = True) -> str:
+    """Whether `ours` beats `theirs` over paired seeds (same data, same init seed).
+
+    Returns 'beats (W/S seeds, mean +D)' when the mean is ahead and W >= 80% of
+    the S seeds are won, else 'not established (W/S seeds, mean +D)'.
+    """
+    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
+    sign = 1.0 if higher_is_better else -1.0
+    gain = sign * (ours - theirs)
+    wins, seeds = int(np.sum(gain > 0)), len(gain)
+    ahead = gain.mean() > 0 and wins >= int(np.ceil(WIN_SHARE * seeds))
+    return (f"{'beats' if ahead else 'not established'} ({wins}/{seeds} seeds, "
+            f"mean {sign * gain.mean():+.2f})")
+
+
+class Progress:
+    """Logs 'i of n' with elapsed time and an estimate of what is left."""
+
+    def __init__(self, total: int, what: str):
+        self.total, self.what, self.done = total, what, 0
+        self.start = time.perf_counter()
+
+    def step(self, label: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        logging.info("%s %d of %d: %s (elapsed %.0f s, about %.0f s left)", self.what,
+                     self.done + 1, self.total, label, elapsed, left)
+        self.done += 1
+
+
+def training_seconds(workdir: str) -> float:
+    """Seconds the run's rounds took (metrics.jsonl), without compilation and evaluation."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return float(sum(json.loads(line)["seconds"] for line in f if line.strip()))
+
+
+def write_lines(lines: list[str], path: str) -> str:
+    """Writes the markdown `lines` to `path`; returns the text."""
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return text

@@ -61,10 +61,7 @@ def write_table(results: dict, seeds: int, model: str, path: str) -> str:
             cells = [experiments.mean_std([getter(r) for r in results[data][m]])
                      for m in METHODS]
             lines.append(f"| {data} (K={k}) | {name} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-    return text
+    return experiments.write_lines(lines, path)
 
 
 def sample_figure(workdir: str, data: str, path: str) -> None:

@@ -165,10 +165,7 @@ def write_tables(results: dict, seconds: dict, timing: list, nystrom: list, seed
                    "| same best component |"), "|---|---|---|---|"]
         lines += [(f"| {n['dataset']} | {n['relative_l2']:.2e} | {n['log_mae']:.2e} | "
                    f"{n['argmax_agreement']:.4f} |") for n in nystrom]
-    text = "\n".join(lines) + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-    return text
+    return experiments.write_lines(lines, path)
 
 
 def main(argv):

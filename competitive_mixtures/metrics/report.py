@@ -4,6 +4,8 @@ Metrics (each where the data allows it):
   kde_log_likelihood  mean log-density of the held-out true points under a
                       Gaussian KDE of model samples (bandwidth chosen on
                       held-out model samples; reported);
+  heldout_elbo        VAE families: the mixture's mean held-out ELBO, a lower
+                      bound on its log-likelihood, and each component's;
   coverage            AdaGAN's C: share of held-out true points above the 5th
                       percentile of the model's own KDE log-density;
   modes               modes covered and share of high-quality samples (within
@@ -28,6 +30,7 @@ from competitive_mixtures import data as data_lib
 from competitive_mixtures import train
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.metrics import coverage
+from competitive_mixtures.metrics import elbo
 from competitive_mixtures.metrics import features
 from competitive_mixtures.metrics import kde
 from competitive_mixtures.metrics import modes
@@ -64,6 +67,9 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0,
         "kde": kde.kde_log_likelihood(samples, data_lib.to_data_space(heldout["x"]), seed=seed),
         "coverage": coverage.coverage(samples, data_lib.to_data_space(heldout["x"]), seed=seed),
     }
+    if getattr(programs.gen_model, "has_elbo", False):
+        result["heldout_elbo"] = elbo.heldout_elbo(programs.gen_model, state.gen, alpha,
+                                                   heldout["x"], jax.random.PRNGKey(seed))
     if "centres" in heldout:
         result["modes"] = modes.mode_metrics(samples, heldout["centres"],
                                              float(heldout["mode_std"]))
@@ -107,6 +113,8 @@ def table(result: dict) -> str:
     rows = [("KDE log-likelihood (held-out)", f"{result['kde']['log_likelihood']:.4f}"),
             ("  KDE bandwidth", f"{result['kde']['bandwidth']:.4g}"),
             ("coverage C", f"{result['coverage']['coverage']:.4f}"),
+            *([("held-out ELBO (mixture)", f"{result['heldout_elbo']['mixture']:.4f}")]
+              if "heldout_elbo" in result else []),
             ("components with alpha > 0",
              f"{result['components_used']} of {result['num_components']}")]
     if "modes" in result:

@@ -6,6 +6,7 @@ import ml_collections
 import optax
 
 from competitive_mixtures import sharding
+from competitive_mixtures import stacking
 from competitive_mixtures.models import avb, conv, discriminator, gan, gram, kmeans, vae
 from competitive_mixtures.models.base import LinenModel, PartOptimizers
 
@@ -62,13 +63,16 @@ def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
             encoder_channels=tuple(m.channels), decoder_channels=tuple(m.decoder_channels),
             kernel=m.kernel, latent=m.latent, image_shape=tuple(data_shape),
             likelihood=m.likelihood, batch_norm=m.batch_norm, sample_noise=m.sample_noise,
-            axis_name=sharding.AXIS), stack_mode=config.stack_mode)
+            axis_name=sharding.AXIS),
+            stack_mode=stacking.resolve_mode(config.stack_mode, convolutional=True))
     if len(data_shape) != 1:
         raise ValueError(f"model.family={m.family!r} takes vector data, got shape {data_shape}")
     if m.family == "vae":
         return LinenModel(vae.MLPVAE(hidden=tuple(m.hidden), latent=m.latent,
-                                     data_dim=data_shape[0], sample_noise=m.sample_noise),
-                          stack_mode=config.stack_mode)
+                                     data_dim=data_shape[0], sample_noise=m.sample_noise,
+                                     max_log_var=m.max_log_var),
+                          stack_mode=stacking.resolve_mode(config.stack_mode,
+                                                           convolutional=False))
     if m.family == "kmeans":
         return LinenModel(kmeans.Centroid(data_dim=data_shape[0]))
     raise ValueError(f"unknown model.family {m.family!r}")

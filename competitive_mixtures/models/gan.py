@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from competitive_mixtures.models.base import ComponentStep, PartOptimizers, gradient_step
-from competitive_mixtures.models.conv import _batch_norm, to_unit_interval
+from competitive_mixtures.models.conv import ConvTranspose, _batch_norm, to_unit_interval
 
 PyTree = Any
 LOSSES = ("ns", "wgan_gp", "wgan_clip")
@@ -139,8 +139,8 @@ class ConvGenerator(nn.Module):
             x = nn.relu(x)
             # Only the last layer is not followed by batch norm, which cancels a bias.
             last = i == len(outputs) - 1
-            x = nn.ConvTranspose(out, (self.kernel, self.kernel), strides=(2, 2),
-                                 padding="SAME", use_bias=last or not self.batch_norm)(x)
+            x = ConvTranspose(out, (self.kernel, self.kernel), strides=(2, 2),
+                              use_bias=last or not self.batch_norm)(x)
         return nn.sigmoid(x)
 
 

@@ -36,6 +36,7 @@ class MLPVAE(nn.Module):
     latent: int
     data_dim: int
     sample_noise: bool = True
+    max_log_var: float = LOG_VAR_MAX
 
     def setup(self):
         self.encoder = MLP((*self.hidden, 2 * self.latent))
@@ -44,16 +45,22 @@ class MLPVAE(nn.Module):
     def decode(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Decoder mean and log-variance, each `[B, D]`."""
         mean, log_var = jnp.split(self.decoder(z), 2, axis=-1)
-        return mean, jnp.clip(log_var, LOG_VAR_MIN, LOG_VAR_MAX)
+        return mean, jnp.clip(log_var, LOG_VAR_MIN, self.max_log_var)
 
     def loss_noise_shape(self) -> tuple[int, ...]:
         return (self.latent,)
 
-    def __call__(self, x: jax.Array, noise: jax.Array, train: bool = True) -> jax.Array:
+    def elbo(self, x: jax.Array, noise: jax.Array) -> jax.Array:
+        """One-sample ELBO of each point, `[B, D]` -> `[B]` (a lower bound on log p(x))."""
         z_mean, z_log_var = jnp.split(self.encoder(x), 2, axis=-1)
+        # The same range as the decoder's: exp() cannot overflow into a NaN loss.
+        z_log_var = jnp.clip(z_log_var, LOG_VAR_MIN, LOG_VAR_MAX)
         z = z_mean + jnp.exp(0.5 * z_log_var) * noise
         x_mean, x_log_var = self.decode(z)
-        return jnp.mean(gaussian_nll(x, x_mean, x_log_var) + gaussian_kl(z_mean, z_log_var))
+        return -(gaussian_nll(x, x_mean, x_log_var) + gaussian_kl(z_mean, z_log_var))
+
+    def __call__(self, x: jax.Array, noise: jax.Array, train: bool = True) -> jax.Array:
+        return -jnp.mean(self.elbo(x, noise))
 
     def sample(self, n: int) -> jax.Array:
         z_key, x_key = jax.random.split(self.make_rng("noise"))

@@ -2,7 +2,9 @@
 
   discriminator  K binary classifiers, data vs samples of g_j (the paper's);
   kernel         kernel mean matching, r = (N/n) (K_dd + N eps I)^-1 K_dm 1;
-  multiclass     one (K+1)-way classifier, data vs the K components' samples.
+  multiclass     one (K+1)-way classifier, data vs the K components' samples;
+  elbo           VAE families: each component's own ELBO, a bound on its
+                 log-density (assigned without the dataset normaliser).
 
 Each returns log dP_gj/dP_X at the N data points as one `[N, K]` array, so
 `assign.py` is the same for all three (see `ratio.base.RatioEstimator`).
@@ -14,12 +16,13 @@ import ml_collections
 
 from competitive_mixtures.ratio import base
 from competitive_mixtures.ratio import discriminator
+from competitive_mixtures.ratio import elbo
 from competitive_mixtures.ratio import kernel
 from competitive_mixtures.ratio import multiclass
 from competitive_mixtures.ratio.base import RatioEstimator
 
 KINDS = {"discriminator": discriminator.make, "kernel": kernel.make,
-         "multiclass": multiclass.make}
+         "multiclass": multiclass.make, "elbo": elbo.make}
 
 __all__ = ["KINDS", "RatioEstimator", "base", "make"]
 

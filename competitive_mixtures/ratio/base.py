@@ -45,22 +45,28 @@ def example_batch(x: points_lib.Data, key: jax.Array, size: int = 256) -> jax.Ar
 
 
 def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
-               key: jax.Array, *args) -> tuple[Any, np.ndarray]:
+               key: jax.Array, *args, groups: int = 1) -> tuple[Any, np.ndarray]:
     """Calls a chunked step until every component has taken its `num_steps` `[K]`.
 
-    `step_fn(carry, *args, num_steps, offset, key) -> (carry, loss_sum [K], taken [K])`.
-    Returns the carry and the mean loss per component over the steps it took
-    (NaN where it took none).
+    `step_fn(carry, *args, num_steps, offset, key[, group]) -> (carry, loss_sum [K],
+    taken [K])`; with `groups` > 1 every chunk is one call per group of
+    components (`steps.make_m_step`'s `group`). Returns the carry and the mean
+    loss per component over the steps it took (NaN where it took none).
     """
     k = num_steps.shape[0]
     loss_sum, taken = np.zeros(k), np.zeros(k)
     num_steps_dev = jnp.asarray(num_steps, jnp.int32)
+    size = k // groups
+    group_args = [()] if groups == 1 else [(jnp.int32(g),) for g in range(groups)]
     for offset in range(0, int(num_steps.max(initial=0)), chunk):
-        carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
-                                                 jnp.int32(offset), key)
-        # Fetching the sums each chunk also keeps the host in step with the device.
-        loss_sum += np.asarray(chunk_loss)
-        taken += np.asarray(chunk_taken)
+        for g, group in enumerate(group_args):
+            if num_steps[g * size:(g + 1) * size].max() <= offset:
+                continue  # Every component of the group is done.
+            carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
+                                                     jnp.int32(offset), key, *group)
+            # Fetching the sums each call also keeps the host in step with the device.
+            loss_sum += np.asarray(chunk_loss)
+            taken += np.asarray(chunk_taken)
     return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
 
 

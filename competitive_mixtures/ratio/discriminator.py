@@ -52,6 +52,9 @@ class BinaryDiscriminators:
     step: Callable
     score: Callable
     mesh: object
+    # Steps per call of `step`, and calls per step (groups of components).
+    chunk: int
+    groups: int
     kind: str = "discriminator"
 
     def init(self, key: jax.Array, example: jax.Array) -> Stack:
@@ -64,8 +67,8 @@ class BinaryDiscriminators:
         if self.config.disc.reinit_each_round:
             disc = self.init(init_key, base.example_batch(x, init_key))
         num_steps = np.where(active, fit_steps(self.config, x.shape[0]), 0)
-        disc, loss = base.run_chunks(self.step, disc, num_steps, self.config.steps_per_chunk,
-                                     key, gen, x)
+        disc, loss = base.run_chunks(self.step, disc, num_steps, self.chunk,
+                                     key, gen, x, groups=self.groups)
         return disc, {"disc_loss": base.losses(loss)}
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
@@ -78,8 +81,14 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     """K MLP (vector data) or conv (images) discriminators of `config.disc`."""
     model = models.discriminator_model(config, data_shape)
     opt = optimizer(config)
+    mode = stacking.resolve_mode(config.stack_mode, convolutional=len(data_shape) == 3)
+    k = config.num_components
+    chunk, unroll, group = steps.calls(mode, k, config.steps_per_chunk, config.unroll_steps,
+                                       config.stack_group)
     return BinaryDiscriminators(
-        config=config, model=model, optimizer=opt, mesh=mesh,
-        step=steps.make_disc_step(model, gen_model, opt, config.disc.batch_size,
-                                  config.steps_per_chunk, mesh, config.unroll_steps),
-        score=steps.make_scorer(model, False, mesh, config.assign.sequential_components))
+        config=config, model=model, optimizer=opt, mesh=mesh, chunk=chunk, groups=k // group,
+        step=steps.make_disc_step(model, gen_model, opt, config.disc.batch_size, chunk, mesh,
+                                  unroll, mode, group, config.disc.binarize),
+        score=steps.make_scorer(model, False, mesh,
+                                "map" if config.assign.sequential_components else mode,
+                                config.disc.binarize))

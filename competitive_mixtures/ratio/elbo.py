@@ -1,0 +1,83 @@
+"""The ELBO as the assignment score: VAE components scored by their own likelihood bound.
+
+The paper assigns x_i to the component most likely to have generated it,
+argmax_j P_gj(x_i), and estimates P_gj with discriminators because implicit
+models have no density. A VAE has a lower bound on its log-density,
+ELBO_j(x) <= log p_gj(x); this estimator scores every point with it:
+
+    score_ij = ELBO_j(x_i) = log p_gj(x_i) - KL(q_j(z|x_i) || p_gj(z|x_i)).
+
+These are log-densities of normalised models, so the argmax needs no
+dataset normaliser (the `exact` case of `assign.assign`): the common
+log p_X(x_i) of the density ratio cancels between components, and the
+paper's per-component normaliser Z_j = sum_i r_j(x_i) estimates the
+component's mass on the data, which is 1 for every component whose samples
+look like data. Each pass draws one latent sample per point and component,
+and batch norm reads its running averages (a point's score does not depend
+on its batch). Nothing is trained: the state is an empty `Stack`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+from jax.sharding import PartitionSpec as P
+import ml_collections
+import numpy as np
+
+from competitive_mixtures import sharding
+from competitive_mixtures import stacking
+from competitive_mixtures.ratio import base
+from competitive_mixtures.state import Stack
+
+
+@dataclasses.dataclass(frozen=True)
+class ELBOScores:
+    """Attributes:
+      score: jitted `((gen, key), x [B, ...]) -> [B, K]` ELBOs, B split over devices.
+    """
+
+    config: ml_collections.ConfigDict
+    gen_model: object
+    mesh: object
+    score: object
+    kind: str = "elbo"
+    # Scores are log-likelihoods: assign without the dataset normaliser.
+    normalise = False
+    # Nothing is trained: no network, optimizer or fit step.
+    model = None
+    optimizer = None
+    step = None
+
+    def init(self, key: jax.Array, example: jax.Array) -> Stack:
+        del key, example
+        return Stack(params={}, model_state={}, opt_state=())
+
+    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
+            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
+        del gen, x, key, init_key, active
+        return disc, {}
+
+    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
+        del disc
+        return base.stream_scores(self.score, self.mesh, (gen, key), x,
+                                  self.config.assign.batch_size)
+
+
+def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
+         mesh) -> ELBOScores:
+    del data_shape
+    if not getattr(gen_model, "has_elbo", False):
+        raise ValueError(f"ratio.kind='elbo' needs a VAE family, not {config.model.family!r}")
+    sequential = getattr(gen_model, "stack_mode", "vmap") == "sequential"
+
+    def local(gen_and_key: tuple[Stack, jax.Array], x: jax.Array) -> jax.Array:
+        gen, key = gen_and_key
+        # Every device draws its own points' noise: fold in the device index.
+        key = jax.random.fold_in(key, jax.lax.axis_index(sharding.AXIS))
+        return stacking.elbo(gen_model, gen, x, key, sequential)
+
+    score = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
+                                  out_specs=P(sharding.AXIS)))
+    return ELBOScores(config=config, gen_model=gen_model, mesh=mesh, score=score)
