@@ -59,6 +59,19 @@ def vae(request):
     return kwargs, model, params, state, x, jax.jit(model.loss)
 
 
+def test_conv_vae_scores_do_not_depend_on_the_scoring_batch(vae):
+    """Scoring (the ELBO ratio, held-out ELBO) reads batch norm's running averages: a
+    digit's score is the same alone, in its batch, or beside other images."""
+    kwargs, model, params, state, x, loss_fn = vae
+    _, state = loss_fn(params, state, x, jax.random.normal(_key(2), (5, kwargs['latent'])))
+    noise = jax.random.normal(_key(4), (5, kwargs['latent']))
+    elbo = jax.jit(model.elbo)
+    whole = elbo(params, state, x, noise)
+    np.testing.assert_allclose(elbo(params, state, x[:2], noise[:2]), whole[:2], rtol=1e-5)
+    other = jnp.concatenate([x[:1], 255 - x[1:]])
+    np.testing.assert_allclose(elbo(params, state, other, noise)[0], whole[0], rtol=1e-5)
+
+
 def test_conv_vae_shapes_and_batch_stats(vae):
     kwargs, model, params, state, x, loss_fn = vae
     shape = kwargs['image_shape']
