@@ -33,10 +33,13 @@ all three): components start on a k-means++ split of the pixels
 (init_split='kmeans', the synthetic preset's seeding) instead of a uniform
 one; every component with points takes the steps of N / K points per
 iteration (step_budget='equal'), so a component's budget does not follow its
-share; and load balancing below N / (2K) = 225 points.
+share; and load balancing below N / (2K) points (225 at K = 10).
 """
 
 from competitive_mixtures import config as config_lib
+
+# The offline digits: 5,000, of which 500 are held out.
+OFFLINE_TRAINING_POINTS = 4500
 
 # Single-model baselines: (encoder, decoder) filters. vae8 is the components'
 # own network (appendix D); vae64 is Table 2's VAE-64; vae96 the larger CelebA one.
@@ -94,7 +97,8 @@ def get_config(arg=None):
         c.num_rounds = 4
         c.init_split = "kmeans"
         c.step_budget = "equal"
-        c.balance.min_points = 225
+        # N / (2K): 225 at K = 10 on the 4,500 training digits.
+        c.balance.min_points = OFFLINE_TRAINING_POINTS // (2 * c.num_components)
     if args.get("elbo"):
         c.ratio.kind = "elbo"
     c.strategy = args.get("strategy", "competitive")
