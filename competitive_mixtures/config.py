@@ -7,13 +7,16 @@ value outside its allowed range, before any work is done.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import math
 import os
 from typing import Any
 
 import ml_collections
 
 from competitive_mixtures import boosting
+from competitive_mixtures import errors
 from competitive_mixtures.models.vae import LOG_VAR_MAX, LOG_VAR_MIN
 from competitive_mixtures.stacking import STACK_MODES
 
@@ -50,7 +53,7 @@ def load_config_file(name: str, arg: str | None = None,
     return module.get_config(arg)
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.UserError, ValueError):
     """A config field holds a value the run cannot use."""
 
 
@@ -231,8 +234,99 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.num_samples = 10000
 
     c.checkpoint = ml_collections.ConfigDict()
+    # Newest round checkpoints kept (>= 1).
     c.checkpoint.max_to_keep = 3
+
+    c.divergence = ml_collections.ConfigDict()
+    # A component with a non-finite loss or parameters is re-initialised. The
+    # run stops (exit code 3, the last good checkpoint kept) when all
+    # components diverge in one round, or one component in this many
+    # consecutive rounds.
+    c.divergence.max_consecutive_resets = 3
     return c
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The numbers a field allows: `low` <= value <= `high` (< with `open_low`,
+    `open_high`).
+
+    `integer`: ints only; `each`: the field is a tuple and the rule holds for
+    every element.
+    """
+
+    low: float
+    high: float = math.inf
+    integer: bool = False
+    open_low: bool = False
+    open_high: bool = False
+    each: bool = False
+
+    def allows(self, value: Any) -> bool:
+        if self.each:
+            return (isinstance(value, tuple) and len(value) > 0
+                    and all(dataclasses.replace(self, each=False).allows(v) for v in value))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        if self.high == math.inf:
+            bound = f"{'>' if self.open_low else '>='} {self.low:g}"
+        else:
+            bound = (f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
+                     f"{')' if self.open_high else ']'}")
+        text = f"{kind} {bound}"
+        return f"a non-empty tuple, each {text}" if self.each else text
+
+
+_COUNT = Range(0, integer=True)          # 0, 1, 2, ...
+_POSITIVE_INT = Range(1, integer=True)   # 1, 2, ...
+_WIDTHS = Range(1, integer=True, each=True)
+# Adam/RMSprop/SGD step sizes: finite, > 0 and at most 1.
+_RATE = Range(0, 1, open_low=True)
+_BETA = Range(0, 1, open_high=True)      # Adam's b1, b2 in [0, 1)
+_POSITIVE = Range(0, open_low=True)
+
+# Every numeric field of base_config() and what it allows (checked by
+# `validate` before any work; tests/test_config.py checks none is missing).
+RANGES: dict[str, Range] = {
+    "seed": _COUNT, "num_components": _POSITIVE_INT, "num_rounds": _COUNT,
+    "pretrain_epochs": _COUNT, "epochs_per_round": _COUNT, "batch_size": _POSITIVE_INT,
+    "steps_per_chunk": _POSITIVE_INT, "stack_group": _COUNT,
+    "data.modes": _POSITIVE_INT, "data.num_points": _COUNT, "data.num_heldout": _POSITIVE_INT,
+    "data.seed": _COUNT, "data.image_size": Range(8, integer=True),
+    "model.hidden": _WIDTHS, "model.latent": _POSITIVE_INT, "model.channels": _WIDTHS,
+    "model.decoder_channels": _WIDTHS, "model.kernel": _POSITIVE_INT,
+    "model.max_log_var": Range(LOG_VAR_MIN, LOG_VAR_MAX, open_low=True),
+    "model.learning_rate": _RATE, "model.b1": _BETA, "model.b2": _BETA,
+    "gan.critic_steps": _POSITIVE_INT, "gan.gp_weight": Range(0), "gan.clip": _POSITIVE,
+    "gan.critic_hidden": _WIDTHS, "gan.filters": _POSITIVE_INT,
+    "gan.critic_learning_rate": _RATE, "gan.critic_b1": _BETA, "gan.critic_b2": _BETA,
+    "avb.adversary_hidden": _WIDTHS, "avb.adversary_learning_rate": _RATE,
+    "gram.projection_dim": _POSITIVE_INT, "gram.projection_hidden": _WIDTHS,
+    "gram.projection_channels": _WIDTHS, "gram.projection_learning_rate": _RATE,
+    "gram.eps": _POSITIVE,
+    "disc.hidden": _WIDTHS, "disc.channels": _WIDTHS, "disc.kernel": _POSITIVE_INT,
+    "disc.learning_rate": _RATE, "disc.b1": _BETA, "disc.b2": _BETA, "disc.epochs": _COUNT,
+    "disc.batch_size": _POSITIVE_INT,
+    "boosting.beta": Range(0, 1, open_low=True),
+    "ratio.kernel.samples": _POSITIVE_INT, "ratio.kernel.eps": _POSITIVE,
+    "ratio.kernel.width": _POSITIVE, "ratio.kernel.exact_max": _POSITIVE_INT,
+    "ratio.kernel.landmarks": _POSITIVE_INT,
+    "balance.min_points": _COUNT, "assign.batch_size": _POSITIVE_INT,
+    # The KDE bandwidth is chosen on held-out samples: at least two.
+    "eval.num_samples": Range(2, integer=True),
+    "checkpoint.max_to_keep": _POSITIVE_INT,
+    "divergence.max_consecutive_resets": _POSITIVE_INT,
+}
 
 
 def from_dict(values: dict) -> ml_collections.ConfigDict:
@@ -309,8 +403,10 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
         raise ConfigError(
             f"unknown config field(s): {', '.join('config.' + u for u in unknown)}; "
             "the known fields are those of competitive_mixtures.config.base_config().")
+    for field, allowed in RANGES.items():
+        value = _get(config, field)
+        _require(allowed.allows(value), field, value, allowed.describe())
     k = config.num_components
-    _require(isinstance(k, int) and k >= 1, "num_components", k, "an integer >= 1")
     _require(config.strategy in STRATEGIES, "strategy", config.strategy,
              f"one of {STRATEGIES}")
     if config.bagging.bootstrap:
@@ -326,8 +422,6 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  "not 'kmeans' with strategy='boosting' (its exact M-step ignores data weights)")
     _require(config.boosting.beta_schedule in boosting.BETA_SCHEDULES, "boosting.beta_schedule",
              config.boosting.beta_schedule, f"one of {boosting.BETA_SCHEDULES}")
-    _require(0.0 < config.boosting.beta <= 1.0, "boosting.beta", config.boosting.beta,
-             "a number in (0, 1]")
     _require(config.boosting.weights in boosting.WEIGHTINGS, "boosting.weights",
              config.boosting.weights, f"one of {boosting.WEIGHTINGS}")
     _require(config.ratio.kind in RATIO_KINDS, "ratio.kind", config.ratio.kind,
@@ -338,13 +432,6 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
     if config.model.family == "kmeans":
         _require(config.ratio.kind == "discriminator", "ratio.kind", config.ratio.kind,
                  "'discriminator' with model.family='kmeans' (it assigns by exact likelihood)")
-    kc = config.ratio.kernel
-    for field, value in (("samples", kc.samples), ("exact_max", kc.exact_max),
-                         ("landmarks", kc.landmarks)):
-        _require(isinstance(value, int) and value >= 1, f"ratio.kernel.{field}", value,
-                 "an integer >= 1")
-    for field, value in (("eps", kc.eps), ("width", kc.width)):
-        _require(value > 0, f"ratio.kernel.{field}", value, "a number > 0")
     _require(config.model.family in MODEL_FAMILIES, "model.family", config.model.family,
              f"one of {MODEL_FAMILIES}")
     _require(config.data.name in DATASETS, "data.name", config.data.name,
@@ -353,8 +440,6 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              f"one of {STEP_BUDGETS}")
     _require(config.init_split in INIT_SPLITS, "init_split", config.init_split,
              f"one of {INIT_SPLITS}")
-    _require(LOG_VAR_MIN < config.model.max_log_var <= LOG_VAR_MAX, "model.max_log_var",
-             config.model.max_log_var, f"a number in ({LOG_VAR_MIN}, {LOG_VAR_MAX}]")
     _require(config.stack_mode in STACK_MODES, "stack_mode", config.stack_mode,
              f"one of {STACK_MODES}")
     _require(config.stack_mode != "sequential" or config.model.family in SEQUENTIAL_FAMILIES,
@@ -378,25 +463,11 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  f"one of {GAN_LOSSES}")
         _require(config.gan.optimizer in GAN_OPTIMIZERS, "gan.optimizer", config.gan.optimizer,
                  f"one of {GAN_OPTIMIZERS}")
-        _require(config.gan.clip > 0, "gan.clip", config.gan.clip, "a number > 0")
-        _require(isinstance(config.gan.critic_steps, int) and config.gan.critic_steps >= 1,
-                 "gan.critic_steps", config.gan.critic_steps, "an integer >= 1")
-        _require(isinstance(config.gan.filters, int) and config.gan.filters >= 1
-                 and config.gan.filters & (config.gan.filters - 1) == 0,
+        _require(config.gan.filters & (config.gan.filters - 1) == 0,
                  "gan.filters", config.gan.filters, "a power of two")
     if config.data.name == "gaussians":
         _require(config.data.modes in GAUSSIAN_MODES, "data.modes", config.data.modes,
                  f"one of {GAUSSIAN_MODES} for data.name='gaussians'")
-    for field in ("num_rounds", "pretrain_epochs", "epochs_per_round", "disc.epochs"):
-        value = _get(config, field)
-        _require(isinstance(value, int) and value >= 0, field, value, "an integer >= 0")
-    _require(isinstance(config.stack_group, int) and config.stack_group >= 0, "stack_group",
-             config.stack_group, "an integer >= 0")
-    for field in ("batch_size", "disc.batch_size", "steps_per_chunk", "assign.batch_size"):
-        value = _get(config, field)
-        _require(isinstance(value, int) and value >= 1, field, value, "an integer >= 1")
-    _require(config.balance.min_points >= 0, "balance.min_points", config.balance.min_points,
-             "an integer >= 0")
     if num_points is not None:
         _require(config.batch_size <= num_points, "batch_size", config.batch_size,
                  f"at most the number of training points ({num_points})")

@@ -7,18 +7,18 @@ The metrics are those of `competitive_mixtures.metrics.report`. Reads the
 newest checkpoint; writes eval.json and, for images, the cached reference
 features fid_reference_<kind>.npz. FID with Inception features needs the
 converted weights file (`python -m competitive_mixtures.metrics.convert_inception`);
-without it that FID is skipped with a message, never downloaded.
+without it that FID is skipped with a message, never downloaded. Never
+writes under checkpoints/. Bad input ends with one line on stderr and exit
+code 2.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 
-from competitive_mixtures import train
+from competitive_mixtures import cli
 from competitive_mixtures.metrics import inception
 from competitive_mixtures.metrics import report
 
@@ -36,20 +36,20 @@ _DIGIT_CLASSIFIER = flags.DEFINE_string(
 def main(argv):
     del argv
     if _NUM_SAMPLES.value < 2:
-        sys.exit(f"error: --num_samples must be an integer >= 2, got {_NUM_SAMPLES.value}")
+        cli.fail(f"--num_samples must be an integer >= 2, got {_NUM_SAMPLES.value}")
     if _INCEPTION_WEIGHTS.value and not os.path.exists(_INCEPTION_WEIGHTS.value):
-        sys.exit(f"error: --inception_weights={_INCEPTION_WEIGHTS.value} not found. "
+        cli.fail(f"--inception_weights={_INCEPTION_WEIGHTS.value} not found. "
                  f"{inception.HOW_TO_GET}")
     try:
         result = report.evaluate_run(_WORKDIR.value, _NUM_SAMPLES.value, _SEED.value,
                                      inception_weights=_INCEPTION_WEIGHTS.value,
                                      digit_classifier=_DIGIT_CLASSIFIER.value)
-    except (train.RunNotFoundError, FileNotFoundError, inception.WeightsError) as error:
-        sys.exit(f"error: {error}")
+    except FileNotFoundError as error:
+        cli.fail(str(error))
     print(report.table(result))
     print(f"wrote {os.path.join(_WORKDIR.value, 'eval.json')}")
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)

@@ -3,12 +3,12 @@
 Rerunning the same command resumes from the newest checkpoint in DIR. On
 several processes (TPU pod slices, multi-node GPU) pass `--distributed`, or
 the explicit coordinator flags; every process runs this same command.
+A bad config value, a missing dataset or an unusable workdir ends the run
+with one line on stderr and exit code 2 (`--verbose` shows the traceback);
+a run that diverges past `config.divergence` ends with exit code 3.
 """
 
 from __future__ import annotations
-
-import logging as std_logging
-import sys
 
 from absl import app
 from absl import flags
@@ -16,9 +16,8 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from competitive_mixtures import config as config_lib
+from competitive_mixtures import cli
 from competitive_mixtures import train
-from competitive_mixtures.data import DatasetNotFoundError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -54,37 +53,16 @@ def init_distributed() -> None:
                      jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, with a one-line error for an override of no config field."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as error:
-        sys.exit(f"FATAL Flags parsing error: {error}\n"
-                 "Pass --helpshort or --helpfull to see help on flags.")
-    except (AttributeError, KeyError) as error:
-        # config_flags applies --config.FIELD=VALUE overrides while parsing.
-        overrides = [arg.split("=")[0] for arg in argv[1:] if arg.startswith("--config.")]
-        field = str(error).strip("\"'")
-        sys.exit(f"error: the config has no field {field!r} (overrides given: "
-                 f"{', '.join(overrides)}); config.py lists every field.")
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    # Orbax reports every save at INFO; keep the log to the run's own progress.
-    logging.get_absl_handler().addFilter(
-        lambda record: record.levelno >= std_logging.WARNING or "orbax" not in record.pathname)
     init_distributed()
     if jax.process_index() != 0:
         logging.set_verbosity(logging.WARNING)
-    try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _ALLOW_CONFIG_CHANGE.value)
-    except (config_lib.ConfigError, DatasetNotFoundError) as error:
-        logging.error("%s", error)
-        sys.exit(f"error: {error}")
+    train.train_and_evaluate(cli.loaded_config(_CONFIG), _WORKDIR.value,
+                             _ALLOW_CONFIG_CHANGE.value)
 
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
-    app.run(main, flags_parser=parse_flags)
+    cli.run(main)

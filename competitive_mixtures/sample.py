@@ -4,20 +4,21 @@ python -m competitive_mixtures.sample --workdir=DIR --num_samples=N --output=FIL
 
 Writes an npz with `x` (float32, data space, the training data's layout) and
 `component` (int32, the component each sample came from). Reads the workdir's
-newest checkpoint; writes nothing into the workdir.
+newest checkpoint; writes nothing into the workdir (not even beside a damaged
+checkpoint). Bad input ends with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
 
+from competitive_mixtures import cli
 from competitive_mixtures import train
+from competitive_mixtures import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10000, "Number of samples (>= 1).")
@@ -28,21 +29,18 @@ _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 def main(argv):
     del argv
     if _NUM_SAMPLES.value < 1:
-        sys.exit(f"error: --num_samples must be a positive integer, got {_NUM_SAMPLES.value}")
+        cli.fail(f"--num_samples must be a positive integer, got {_NUM_SAMPLES.value}")
     if not _OUTPUT.value or not _OUTPUT.value.endswith(".npz"):
-        sys.exit(f"error: --output must name an .npz file, got {_OUTPUT.value!r}")
-    try:
-        _, programs, state = train.restore_run(_WORKDIR.value)
-    except train.RunNotFoundError as error:
-        sys.exit(f"error: {error}")
+        cli.fail(f"--output must name an .npz file, got {_OUTPUT.value!r}")
+    _, programs, state = train.restore_run(_WORKDIR.value)
     x, component = train.draw_samples(programs.gen_model, state.gen, state.alpha,
                                       jax.random.PRNGKey(_SEED.value), _NUM_SAMPLES.value)
     os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-    np.savez(_OUTPUT.value, x=x, component=component)
+    workdir_lib.save_npz_atomic(_OUTPUT.value, x=x, component=component)
     print(f"wrote {len(x)} samples of shape {x.shape[1:]} to {_OUTPUT.value}; "
           f"per component: {np.bincount(component, minlength=len(state.alpha)).tolist()}")
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir", "output"])
-    app.run(main)
+    cli.run(main)

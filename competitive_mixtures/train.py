@@ -33,6 +33,7 @@ from competitive_mixtures import boosting
 from competitive_mixtures import checkpointing
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
+from competitive_mixtures import errors
 from competitive_mixtures import models
 from competitive_mixtures import plots
 from competitive_mixtures import points as points_lib
@@ -42,6 +43,7 @@ from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
 from competitive_mixtures import strategies
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.metrics import kde
 from competitive_mixtures.metrics import modes
@@ -315,91 +317,66 @@ def draw_samples(model, gen, alpha, key: jax.Array, num_samples: int,
     """`num_samples` mixture samples in fixed-size blocks (one compiled shape).
 
     Returns `x` `[n, *data_shape]` float32 and `component` `[n]` int32.
+    Raises SampleBudgetError when the samples would not fit in half of the
+    machine's free memory; logs progress when drawing takes long.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     k = alpha.shape[0]
+    values_per_sample = int(np.prod(jax.eval_shape(
+        lambda: steps.sample_mixture(model, gen, alpha, key, 1))[0].shape))
+    _check_sample_memory(num_samples, values_per_sample)
     # Every component draws a whole block per call. Keep the samples of one
     # call under 2M values (8 MB): a conv decoder's activations are tens of
     # times its output, and K=10 digit VAEs decoding 4096 images each failed
     # to allocate (19 GB resident) on CPU.
-    values_per_sample = int(np.prod(jax.eval_shape(
-        lambda: steps.sample_mixture(model, gen, alpha, key, 1))[0].shape))
     block = max(1, min(block, num_samples, 2**21 // (k * values_per_sample)))
     xs, components = [], []
-    for i in range(-(-num_samples // block)):
+    calls = -(-num_samples // block)
+    start = last_log = time.perf_counter()
+    for i in range(calls):
         x, component = steps.sample_mixture(model, gen, alpha, jax.random.fold_in(key, i), block)
         xs.append(np.asarray(x, np.float32))
         components.append(np.asarray(component, np.int32))
+        now = time.perf_counter()
+        if now - last_log > 10 and i + 1 < calls:
+            last_log = now
+            logging.info("drew %d of %d samples (%.0f s, about %.0f s left)", (i + 1) * block,
+                         num_samples, now - start, (now - start) * (calls - i - 1) / (i + 1))
     return np.concatenate(xs)[:num_samples], np.concatenate(components)[:num_samples]
 
 
-class Workdir:
-    """The files of DESIGN section 4 inside one run directory."""
-
-    def __init__(self, path: str, lead: bool = True):
-        """`lead`: this process writes files (process 0 of a multi-process run)."""
-        self.path = path
-        self.figures = str(epath.Path(path) / "figures")
-        self.lead = lead
-
-    def write_text(self, name: str, text: str) -> None:
-        if self.lead:
-            _write_atomic(self.file(name), text)
-
-    def save_npz(self, name: str, **arrays) -> None:
-        if self.lead:
-            _save_npz_atomic(self.file(name), **arrays)
-
-    def file(self, name: str) -> str:
-        return str(epath.Path(self.path) / name)
-
-    def check_config(self, config: ml_collections.ConfigDict, allow_change: bool) -> None:
-        """Refuses a workdir made with another config unless `allow_change`."""
-        path = self.file("config.json")
-        new = json.loads(config.to_json())
-        if epath.Path(path).exists():
-            with epath.Path(path).open() as f:
-                old = json.load(f)
-            changed = config_lib.diff(old, new)
-            if changed and not allow_change:
-                raise config_lib.ConfigError(
-                    f"{self.path} holds a run with another config ({'; '.join(changed)}). "
-                    "Use a new --workdir, or pass --allow_config_change to resume with the "
-                    "new config.")
-        self.write_text("config.json", json.dumps(new, indent=2, sort_keys=True))
-
-    def read_metrics(self, before_round: int) -> list[dict]:
-        """Records of rounds < `before_round`; later ones belong to a lost future."""
-        path = self.file("metrics.jsonl")
-        if not epath.Path(path).exists():
-            return []
-        with epath.Path(path).open() as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        return [r for r in records if r["round"] < before_round]
-
-    def write_metrics(self, records: list[dict]) -> None:
-        self.write_text("metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+class SampleBudgetError(errors.UserError):
+    """More samples asked for than the machine's memory holds."""
 
 
-class RunNotFoundError(FileNotFoundError):
-    """A workdir with no finished round."""
+def _check_sample_memory(num_samples: int, values_per_sample: int) -> None:
+    needed = num_samples * values_per_sample * 4
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > free // 2:
+        raise SampleBudgetError(
+            f"{num_samples} samples of {values_per_sample} float32 values need "
+            f"{needed / 2**30:.1f} GiB, more than half of the {free / 2**30:.1f} GiB free; "
+            "ask for fewer samples")
 
 
 def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, MixtureState]:
     """The config, programs and newest state of a run, for tools that read a workdir.
 
-    Reads only; raises RunNotFoundError when no round has finished there.
+    Reads only (nothing in the workdir is created, renamed or written);
+    raises RunNotFoundError when no round has finished there.
     """
-    work = Workdir(workdir)
-    needed = ["config.json", "heldout.npz", "assignments.npz", "checkpoints"]
+    work = workdir_lib.Workdir(workdir)
+    needed = [workdir_lib.CONFIG, "heldout.npz", "assignments.npz", "checkpoints"]
     missing = [name for name in needed if not epath.Path(work.file(name)).exists()]
     if missing:
-        raise RunNotFoundError(
+        raise workdir_lib.RunNotFoundError(
             f"{workdir} holds no finished round (missing {', '.join(missing)}); train first with "
             f"python -m competitive_mixtures.main --config=... --workdir={workdir}")
-    with epath.Path(work.file("config.json")).open() as f:
-        config = config_lib.from_dict(json.load(f))
+    config = work.read_config()
     with epath.Path(work.file("heldout.npz")).open("rb") as f, np.load(f) as heldout:
         data_shape = heldout["x"].shape[1:]
     with epath.Path(work.file("assignments.npz")).open("rb") as f, np.load(f) as assignments:
@@ -410,27 +387,43 @@ def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, Mixt
     abstract_state = checkpointing.abstract(
         jax.eval_shape(lambda x: init_state(config, programs, x), x_spec),
         sharding.replicated(programs.mesh))
-    checkpointer = checkpointing.Checkpointer(work.file("checkpoints"),
-                                              config.checkpoint.max_to_keep)
+    checkpointer = checkpointing.Checkpointer(work.file("checkpoints"), read_only=True)
     state = checkpointer.restore_latest(abstract_state)
     checkpointer.close()
     if state is None:
-        raise RunNotFoundError(f"{workdir}/checkpoints holds no checkpoint; train first")
+        raise workdir_lib.RunNotFoundError(
+            f"{workdir}/checkpoints holds no checkpoint; train first")
     return config, programs, state
 
 
-def _write_atomic(path: str, text: str) -> None:
-    """Writes through a temporary file, so a reader never sees half a file."""
-    tmp = epath.Path(path + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def check_divergence(config: ml_collections.ConfigDict, records: list[dict],
+                     record: dict) -> None:
+    """The divergence policy, applied to a finished round before it is checkpointed.
 
-
-def _save_npz_atomic(path: str, **arrays) -> None:
-    tmp = epath.Path(path + ".tmp.npz")
-    with tmp.open("wb") as f:
-        np.savez(f, **arrays)
-    tmp.replace(path)
+    Raises DivergenceError when every component was re-initialised in this
+    round, or one component in `divergence.max_consecutive_resets`
+    consecutive rounds (this one included); `records` are the earlier rounds.
+    """
+    reset = set(record.get("reset_components", []))
+    if not reset:
+        return
+    k, r = config.num_components, record["round"]
+    advice = ("lower the learning rates (model.learning_rate, disc.learning_rate) or check the "
+              "data; the checkpoint of the last good round is kept")
+    if len(reset) == k:
+        raise errors.DivergenceError(
+            f"round {r}: all {k} components diverged (non-finite loss or parameters); {advice}")
+    limit = config.divergence.max_consecutive_resets
+    for j in sorted(reset):
+        streak = 1
+        for earlier in reversed(records):
+            if j not in earlier.get("reset_components", []):
+                break
+            streak += 1
+        if streak >= limit:
+            raise errors.DivergenceError(
+                f"round {r}: component {j} diverged in {streak} consecutive rounds "
+                f"(divergence.max_consecutive_resets={limit}); {advice}")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -438,23 +431,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     """Trains (or resumes) the run in `workdir`; returns the final summary.
 
     `mesh` defaults to all devices of all hosts (`sharding.make_mesh()`).
+    Holds the workdir's lock for the whole run. Nothing in the workdir is
+    written before the config, the data and the newest checkpoint have been
+    checked.
     """
     config_lib.validate(config)
+    work = workdir_lib.Workdir(workdir, lead=jax.process_index() == 0)
+    work.create()
+    with work.lock():
+        return _train(config, work, allow_config_change, mesh)
+
+
+def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
+           allow_config_change: bool, mesh) -> dict:
     mesh = sharding.make_mesh() if mesh is None else mesh
     # Every process loads only the training points its devices hold.
     dataset = data_lib.load(config, share=lambda n: points_lib.local_rows(n, mesh))
     config_lib.validate(config, dataset.num_points)
-    work = Workdir(workdir, lead=jax.process_index() == 0)
-    if work.lead:
-        epath.Path(work.figures).mkdir(parents=True, exist_ok=True)
-    work.check_config(config, allow_config_change)
-    mode_info = {} if dataset.centres is None else {
-        "centres": dataset.centres.astype(np.float32), "mode_std": np.float32(dataset.mode_std)}
-    heldout_x = dataset.heldout_x
-    if heldout_x.dtype != np.uint8:
-        heldout_x = heldout_x.astype(np.float32)
-    work.save_npz("heldout.npz", x=heldout_x,
-                     label=dataset.heldout_label.astype(np.int32), **mode_info)
+    changed = work.config_changes(config, allow_config_change)
     logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
                  dataset.num_points, dataset.data_shape, len(dataset.heldout_x))
     if jax.process_count() > 1:
@@ -471,35 +465,57 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state = init_state(config, programs, x)
     checkpointer = checkpointing.Checkpointer(work.file("checkpoints"),
                                               config.checkpoint.max_to_keep)
-    restored = checkpointer.restore_latest(
-        checkpointing.abstract(state, sharding.replicated(programs.mesh)))
-    if restored is not None:
-        state = restored
-        logging.info("resumed from the checkpoint after round %d", int(state.round) - 1)
-    records = work.read_metrics(int(state.round))
+    try:
+        try:
+            restored = checkpointer.restore_latest(
+                checkpointing.abstract(state, sharding.replicated(programs.mesh)))
+        except config_lib.ConfigError as error:
+            if not changed:
+                raise config_lib.ConfigError(f"{error}; use a new --workdir") from None
+            raise config_lib.ConfigError(
+                f"the config change ({'; '.join(changed)}) alters the parameters' shapes, so "
+                f"{work.path} cannot resume with it; use a new --workdir. ({error})") from None
+        if restored is not None:
+            state = restored
+            logging.info("resumed from the checkpoint after round %d%s", int(state.round) - 1,
+                         f" with config changes: {'; '.join(changed)}" if changed else "")
+        # The checks passed: from here on the run writes.
+        work.write_config(config)
+        mode_info = {} if dataset.centres is None else {
+            "centres": dataset.centres.astype(np.float32),
+            "mode_std": np.float32(dataset.mode_std)}
+        heldout_x = dataset.heldout_x
+        if heldout_x.dtype != np.uint8:
+            heldout_x = heldout_x.astype(np.float32)
+        work.save_npz("heldout.npz", x=heldout_x,
+                      label=dataset.heldout_label.astype(np.int32), **mode_info)
+        records = work.read_metrics(int(state.round))
+        work.reset_metrics(records)
 
-    last_round = config.num_rounds  # Round 0 is pre-training.
-    while int(state.round) <= last_round:
-        state, record = run_round(config, programs, state, x)
-        if dataset.num_classes:
-            record["clustering"] = clustering.clustering_scores(
-                np.asarray(state.owner), dataset.label, config.num_components)
-        if record["round"] == 0:
-            _save_pretrained_samples(config, programs, state, dataset, work)
-        checkpointer.save(int(state.round), state)
-        records.append(record)
-        work.write_metrics(records)
-        work.save_npz("assignments.npz", assignment=np.asarray(state.owner, np.int32),
-                      label=dataset.label.astype(np.int32))
-        logging.info("round %d (%.1fs): counts %s alphas %s gen loss %s%s", record["round"],
-                     record["seconds"], record["counts"],
-                     np.round(record["alphas"], 3).tolist(),
-                     np.round(np.asarray(record["gen_loss"], float), 3).tolist(),
-                     f" nmi {record['clustering']['nmi']:.3f}" if "clustering" in record else "")
-    checkpointer.wait()
-    checkpointer.close()
-    summary = _finish(config, programs, state, dataset, x, work, records)
-    return summary
+        last_round = config.num_rounds  # Round 0 is pre-training.
+        while int(state.round) <= last_round:
+            state, record = run_round(config, programs, state, x)
+            check_divergence(config, records, record)
+            if dataset.num_classes:
+                record["clustering"] = clustering.clustering_scores(
+                    np.asarray(state.owner), dataset.label, config.num_components)
+            if record["round"] == 0:
+                _save_pretrained_samples(config, programs, state, dataset, work)
+            checkpointer.save(int(state.round), state)
+            records.append(record)
+            work.append_metrics(record)
+            work.save_npz("assignments.npz", assignment=np.asarray(state.owner, np.int32),
+                          label=dataset.label.astype(np.int32))
+            logging.info("round %d (%.1fs): counts %s alphas %s gen loss %s%s",
+                         record["round"], record["seconds"], record["counts"],
+                         np.round(record["alphas"], 3).tolist(),
+                         np.round(np.asarray(record["gen_loss"], float), 3).tolist(),
+                         f" nmi {record['clustering']['nmi']:.3f}"
+                         if "clustering" in record else "")
+        checkpointer.wait()
+    finally:
+        checkpointer.close()
+    return _finish(config, programs, state, dataset, x, work, records)
 
 
 # Samples kept from the models as pre-training left them, for the before/after figure.
@@ -507,7 +523,7 @@ PRETRAINED_SAMPLES = "pretrained_samples.npz"
 
 
 def _save_pretrained_samples(config, programs: Programs, state: MixtureState, dataset,
-                             work: Workdir) -> None:
+                             work: workdir_lib.Workdir) -> None:
     """Samples of every component after pre-training (round 0), equally many each.
 
     2-D data: `x` `[M, 2]` and `component` `[M]` for `figures/before_after.png`;
@@ -527,13 +543,15 @@ def _save_pretrained_samples(config, programs: Programs, state: MixtureState, da
 
 
 def _finish(config, programs: Programs, state: MixtureState, dataset, x: points_lib.Data,
-            work: Workdir, records: list[dict]) -> dict:
+            work: workdir_lib.Workdir, records: list[dict]) -> dict:
     """End-of-run evaluation: KDE log-likelihood, clustering, figures; writes summary.json."""
     key = jax.random.fold_in(state.rng, _EVAL_STREAM)
     samples, component = draw_samples(programs.gen_model, state.gen, state.alpha, key,
                                       config.eval.num_samples)
-    summary: dict[str, Any] = {"rounds": int(state.round), "counts": records[-1]["counts"],
-                               "alphas": records[-1]["alphas"]}
+    summary: dict[str, Any] = {
+        "rounds": int(state.round),
+        "counts": np.bincount(np.asarray(state.owner), minlength=config.num_components).tolist(),
+        "alphas": [float(a) for a in np.asarray(state.alpha)]}
     summary["kde"] = kde.kde_log_likelihood(samples, data_lib.to_data_space(dataset.heldout_x))
     logging.info("KDE log-likelihood of %d held-out points under %d mixture samples: %.4f "
                  "(bandwidth %.4g chosen on held-out samples)", len(dataset.heldout_x),
@@ -565,8 +583,9 @@ def _finish(config, programs: Programs, state: MixtureState, dataset, x: points_
     return summary
 
 
-def _figures(config, state: MixtureState, dataset, work: Workdir, records: list[dict],
-             samples: np.ndarray, component: np.ndarray, per_component, owned, all_x) -> None:
+def _figures(config, state: MixtureState, dataset, work: workdir_lib.Workdir,
+             records: list[dict], samples: np.ndarray, component: np.ndarray, per_component,
+             owned, all_x) -> None:
     """The PNG figures of a finished run (written by the lead process).
 
     `owned`: the first images each component owns (image data); `all_x`: all
@@ -601,5 +620,6 @@ def _figures(config, state: MixtureState, dataset, work: Workdir, records: list[
                                       before["grid"], None,
                                       np.full(config.num_components, 1.0 / config.num_components),
                                       title="samples after pre-training (round 0)")
-    plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
-                             [r["round"] for r in records], [r["counts"] for r in records])
+    if records:  # metrics.jsonl may have been lost; the checkpoint alone resumes.
+        plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
+                                 [r["round"] for r in records], [r["counts"] for r in records])

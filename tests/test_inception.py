@@ -107,6 +107,7 @@ def test_converter_and_loader_refuse_wrong_weights(reference, tmp_path):
         inception.load_variables(str(tmp_path / "not.npz"))
     flat = traverse_util.flatten_dict(inception.load_variables(path), sep="/")
     flat.pop("params/Mixed_7c/branch_pool/conv/kernel")
-    inception.save_variables(str(tmp_path / "short.npz"), {k: np.asarray(v) for k, v in flat.items()})
+    inception.save_variables(str(tmp_path / "short.npz"),
+                             {k: np.asarray(v) for k, v in flat.items()})
     with pytest.raises(inception.WeightsError, match="Mixed_7c"):
         inception.load_variables(str(tmp_path / "short.npz"))

@@ -20,6 +20,7 @@ import time
 import numpy as np
 from absl import logging
 
+from competitive_mixtures import errors
 from competitive_mixtures.data.synthetic import Dataset
 
 TFDS_NAMES = ('mnist', 'celeb_a')
@@ -38,7 +39,7 @@ _HELDOUT_SPLIT = {'mnist': 'test', 'celeb_a': None}
 _CELEBA_CROP = 108
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(errors.UserError, FileNotFoundError):
     """A dataset is not prepared on disk; the message says how to prepare it."""
 
 

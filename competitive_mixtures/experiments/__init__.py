@@ -12,6 +12,7 @@ import numpy as np
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import plots
 from competitive_mixtures import train
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import report
 
 CONFIG_DIR = flags.DEFINE_string("config_dir", config_lib.CONFIG_DIR,
@@ -105,6 +106,5 @@ def training_seconds(workdir: str) -> float:
 def write_lines(lines: list[str], path: str) -> str:
     """Writes the markdown `lines` to `path`; returns the text."""
     text = "\n".join(lines) + "\n"
-    with open(path, "w") as f:
-        f.write(text)
+    workdir_lib.write_text_atomic(path, text)
     return text

@@ -27,11 +27,11 @@ import os
 
 from absl import app
 from absl import flags
-import numpy as np
 from sklearn.cluster import KMeans
 
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import experiments
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
@@ -133,8 +133,8 @@ def main(argv):
         kmeans.append(kmeans_nmi(config_for(experiments.CONFIG_DIR.value, "competitive",
                                             _PRESET.value, seed), seed))
     text = write_table(results, kmeans, _SEEDS.value, os.path.join(_WORKDIR.value, "digits.md"))
-    with open(os.path.join(_WORKDIR.value, "digits.json"), "w") as f:
-        json.dump({"results": results, "kmeans_nmi": kmeans}, f, default=float)
+    workdir_lib.write_text_atomic(os.path.join(_WORKDIR.value, "digits.json"), json.dumps(
+        {"results": results, "kmeans_nmi": kmeans}, default=float))
     print(text)
 
 

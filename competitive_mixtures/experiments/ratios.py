@@ -37,6 +37,7 @@ from competitive_mixtures import data as data_lib
 from competitive_mixtures import experiments
 from competitive_mixtures import sharding
 from competitive_mixtures import train
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.ratio import kernel
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the tables.")
@@ -195,10 +196,9 @@ def main(argv):
                                        _TIMING_POINTS.value)
                   for kind in ("discriminator", "kernel", "multiclass")]
         nystrom = nystrom_errors()
-    with open(os.path.join(_WORKDIR.value, "ratios.json"), "w") as f:
-        json.dump({"results": results, "assignment_seconds": seconds, "timing": timing,
-                   "nystrom": nystrom}, f, indent=1,
-                  default=lambda value: np.asarray(value).tolist())
+    workdir_lib.write_text_atomic(os.path.join(_WORKDIR.value, "ratios.json"), json.dumps(
+        {"results": results, "assignment_seconds": seconds, "timing": timing,
+         "nystrom": nystrom}, indent=1, default=lambda value: np.asarray(value).tolist()))
     print(write_tables(results, seconds, timing, nystrom, _SEEDS.value, _PRESET.value,
                        os.path.join(_WORKDIR.value, "ratios.md")))
 

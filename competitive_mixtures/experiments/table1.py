@@ -33,7 +33,6 @@ import os
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 
 from competitive_mixtures import experiments

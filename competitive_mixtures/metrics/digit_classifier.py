@@ -144,7 +144,8 @@ def _batched(params, images: np.ndarray, batch_size: int, which: int) -> np.ndar
 
 
 def features(params, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Penultimate-layer features `[N, 128]` float32 of images `[N, 28, 28, 1]` (uint8 or [0, 1])."""
+    """Penultimate-layer features `[N, 128]` float32 of images `[N, 28, 28, 1]`
+    (uint8 or in [0, 1])."""
     return _batched(params, images, batch_size, 1)
 
 

@@ -33,8 +33,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import traverse_util
+import numpy as np
+
+from competitive_mixtures import errors
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -46,7 +48,7 @@ WEIGHTS_SHA256_PREFIX = "6726825d"
 Padding = tuple[int, int]
 
 
-class WeightsError(ValueError):
+class WeightsError(errors.UserError, ValueError):
     """A weights file or state dict that does not fit this network."""
 
 

@@ -20,7 +20,6 @@ Metrics (each where the data allows it):
 
 from __future__ import annotations
 
-import json
 
 from etils import epath
 import jax
@@ -28,6 +27,7 @@ import numpy as np
 
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import train
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.metrics import coverage
 from competitive_mixtures.metrics import elbo
@@ -78,7 +78,7 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0,
     if heldout["x"].ndim == 4:
         result["image_quality"] = _image_quality(config, workdir, samples, heldout["x"],
                                                  inception_weights, digit_classifier, seed)
-    epath.Path(workdir, "eval.json").write_text(json.dumps(_jsonable(result), indent=2))
+    workdir_lib.write_json_atomic(str(epath.Path(workdir, "eval.json")), _jsonable(result))
     return result
 
 

@@ -176,8 +176,9 @@ class KernelRatio:
         c = self.config.ratio.kernel
         sample_key, solve_key = jax.random.split(key)
         samples = _sample(self.gen_model, gen, sample_key, c.samples)
-        return log_ratios(points_lib.full(x), samples, solve_key, eps=float(c.eps), width_scale=float(c.width),
-                          exact_max=int(c.exact_max), landmarks=int(c.landmarks))
+        return log_ratios(points_lib.full(x), samples, solve_key, eps=float(c.eps),
+                          width_scale=float(c.width), exact_max=int(c.exact_max),
+                          landmarks=int(c.landmarks))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num"))
