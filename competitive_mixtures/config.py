@@ -186,6 +186,11 @@ def base_config() -> ml_collections.ConfigDict:
     # training draw, at grey level 0.5 when scoring), to compare them with a
     # Bernoulli decoder's samples (model.sample_noise) like with like.
     c.disc.binarize = False
+    # Images: std (pixels) of a fixed Gaussian blur every discriminator input
+    # (data, samples, scored points) passes first; 0 = none. The ratio is
+    # then that of the blurred images' densities, which fine detail (sharp
+    # data against a VAE's smooth decoder means) no longer dominates.
+    c.disc.input_blur = 0.0
 
     c.bagging = ml_collections.ConfigDict()
     # Bags drawn with replacement (N // K points each) instead of a disjoint split.
@@ -316,7 +321,7 @@ RANGES: dict[str, Range] = {
     "gram.eps": _POSITIVE,
     "disc.hidden": _WIDTHS, "disc.channels": _WIDTHS, "disc.kernel": _POSITIVE_INT,
     "disc.learning_rate": _RATE, "disc.b1": _BETA, "disc.b2": _BETA, "disc.epochs": _COUNT,
-    "disc.batch_size": _POSITIVE_INT,
+    "disc.batch_size": _POSITIVE_INT, "disc.input_blur": Range(0, 10),
     "boosting.beta": Range(0, 1, open_low=True),
     "ratio.kernel.samples": _POSITIVE_INT, "ratio.kernel.eps": _POSITIVE,
     "ratio.kernel.width": _POSITIVE, "ratio.kernel.exact_max": _POSITIVE_INT,
@@ -327,6 +332,29 @@ RANGES: dict[str, Range] = {
     "checkpoint.max_to_keep": _POSITIVE_INT,
     "divergence.max_consecutive_resets": _POSITIVE_INT,
 }
+
+
+def shrink(c: ml_collections.ConfigDict, *, num_points: int, num_heldout: int, rounds: int,
+           pretrain_epochs: int, epochs_per_round: int, batch_size: int, min_points: int,
+           steps_per_chunk: int, eval_samples: int, disc_epochs: int | None = 1,
+           assign_batch: int | None = None) -> ml_collections.ConfigDict:
+    """A config cut down to a smoke run (the `tiny` / `small` config arguments).
+
+    Sets the data sizes, the schedule, one batch size for the components and
+    the discriminators, the balancing threshold, the chunk and the number of
+    evaluation samples; `disc_epochs` / `assign_batch` None keep the config's.
+    """
+    c.data.num_points, c.data.num_heldout = num_points, num_heldout
+    c.num_rounds, c.pretrain_epochs, c.epochs_per_round = rounds, pretrain_epochs, epochs_per_round
+    c.batch_size = c.disc.batch_size = batch_size
+    c.balance.min_points = min_points
+    c.steps_per_chunk = steps_per_chunk
+    c.eval.num_samples = eval_samples
+    if disc_epochs is not None:
+        c.disc.epochs = disc_epochs
+    if assign_batch is not None:
+        c.assign.batch_size = assign_batch
+    return c
 
 
 def from_dict(values: dict) -> ml_collections.ConfigDict:

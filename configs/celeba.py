@@ -62,20 +62,12 @@ def get_config(arg=None):
     if c.strategy == "single":
         c.num_components = 1
     if args.get("small"):
-        c.data.num_points = 400
-        c.data.num_heldout = 100
+        config_lib.shrink(c, num_points=400, num_heldout=100, rounds=1, pretrain_epochs=1,
+                          epochs_per_round=1, batch_size=16, min_points=20, steps_per_chunk=20,
+                          eval_samples=100, disc_epochs=None, assign_batch=128)
         c.num_components = min(c.num_components, 2)
         c.model.channels = (8, 16, 16, 32)
         c.model.decoder_channels = (16, 8, 8)
         c.model.latent = 16
         c.disc.channels = (8, 8, 8)
-        c.pretrain_epochs = 1
-        c.epochs_per_round = 1
-        c.num_rounds = 1
-        c.balance.min_points = 20
-        c.batch_size = 16
-        c.disc.batch_size = 16
-        c.assign.batch_size = 128
-        c.eval.num_samples = 100
-        c.steps_per_chunk = 20
     return c

@@ -51,19 +51,11 @@ def get_config(arg=None):
         c.num_rounds = 2
         c.eval.num_samples = 2000
     if args.get("small"):
-        c.data.num_points = 300
-        c.data.num_heldout = 100
+        config_lib.shrink(c, num_points=300, num_heldout=100, rounds=1, pretrain_epochs=1,
+                          epochs_per_round=1, batch_size=16, min_points=20, steps_per_chunk=8,
+                          eval_samples=100, disc_epochs=None, assign_batch=100)
         c.num_components = min(c.num_components, 2)
         c.gan.filters = min(c.gan.filters, 8)
         c.model.latent = 8
         c.disc.channels = (4, 8, 8)
-        c.pretrain_epochs = 1
-        c.epochs_per_round = 1
-        c.num_rounds = 1
-        c.balance.min_points = 20
-        c.batch_size = 16
-        c.disc.batch_size = 16
-        c.assign.batch_size = 100
-        c.eval.num_samples = 100
-        c.steps_per_chunk = 8
     return c

@@ -61,15 +61,7 @@ def get_config(arg=None):
     else:
         c.model.family = model
     if args.get("tiny"):
-        c.data.num_points = 2000
-        c.data.num_heldout = 500
-        c.pretrain_epochs = 1
-        c.num_rounds = 1
-        c.epochs_per_round = 1
-        c.disc.epochs = 1
-        c.batch_size = 32
-        c.disc.batch_size = 32
-        c.balance.min_points = 50
-        c.steps_per_chunk = 32
-        c.eval.num_samples = 500
+        config_lib.shrink(c, num_points=2000, num_heldout=500, rounds=1, pretrain_epochs=1,
+                          epochs_per_round=1, batch_size=32, min_points=50, steps_per_chunk=32,
+                          eval_samples=500)
     return c

@@ -109,19 +109,11 @@ def get_config(arg=None):
     if c.strategy == "single":
         c.num_components = 1
     if args.get("small"):
-        c.data.num_points = 600
-        c.data.num_heldout = 200
+        config_lib.shrink(c, num_points=600, num_heldout=200, rounds=2, pretrain_epochs=1,
+                          epochs_per_round=1, batch_size=32, min_points=20, steps_per_chunk=4,
+                          eval_samples=200)
         c.num_components = min(c.num_components, 3)
-        c.pretrain_epochs = 1
-        c.epochs_per_round = 1
-        c.num_rounds = 2
-        c.disc.epochs = 1
-        c.balance.min_points = 20
         c.model.channels = (4, 8, 8, 16)
         c.model.decoder_channels = (16, 8, 4)
         c.disc.channels = (8, 16, 16)
-        c.batch_size = 32
-        c.disc.batch_size = 32
-        c.eval.num_samples = 200
-        c.steps_per_chunk = 4
     return c

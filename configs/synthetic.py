@@ -110,15 +110,7 @@ def get_config(arg=None):
             # Trained once, never reassigned: the whole budget is pre-training.
             c.pretrain_epochs, c.num_rounds = PAPER_BASELINE_EPOCHS, 0
     if args.get("tiny"):
-        c.data.num_points = 3000
-        c.data.num_heldout = 1000
-        c.pretrain_epochs = 2
-        c.num_rounds = 2
-        c.epochs_per_round = 2
-        c.disc.epochs = 1
-        c.batch_size = 32
-        c.disc.batch_size = 32
-        c.balance.min_points = 50
-        c.steps_per_chunk = 64
-        c.eval.num_samples = 1000
+        config_lib.shrink(c, num_points=3000, num_heldout=1000, rounds=2, pretrain_epochs=2,
+                          epochs_per_round=2, batch_size=32, min_points=50, steps_per_chunk=64,
+                          eval_samples=1000)
     return c
