@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from competitive_mixtures import cli
-from competitive_mixtures import train
+from competitive_mixtures import sampling
 from competitive_mixtures import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
@@ -32,8 +32,8 @@ def main(argv):
         cli.fail(f"--num_samples must be a positive integer, got {_NUM_SAMPLES.value}")
     if not _OUTPUT.value or not _OUTPUT.value.endswith(".npz"):
         cli.fail(f"--output must name an .npz file, got {_OUTPUT.value!r}")
-    _, programs, state = train.restore_run(_WORKDIR.value)
-    x, component = train.draw_samples(programs.gen_model, state.gen, state.alpha,
+    _, programs, state = workdir_lib.restore_run(_WORKDIR.value)
+    x, component = sampling.draw_samples(programs.gen_model, state.gen, state.alpha,
                                       jax.random.PRNGKey(_SEED.value), _NUM_SAMPLES.value)
     os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
     workdir_lib.save_npz_atomic(_OUTPUT.value, x=x, component=component)

@@ -1,4 +1,4 @@
-"""The host-side loop of rounds: orchestration, checkpoints, logging, figures.
+"""The host-side loop of rounds (Algorithm 1): orchestration, checkpoints, logging.
 
 One round (paper, Algorithm 1):
   1. M-step: every component trains on its training set (round 0: the random
@@ -10,130 +10,40 @@ Strategy 'boosting' (AdaGAN) trains one component per stage of rounds and runs
 steps 2-3 only when a stage ends, to add that component to the mixture and
 draw the next one's re-weighted data (`_add_component`).
 A checkpoint of the whole state is written after every round; rerunning the
-same command resumes from the newest one.
+same command resumes from the newest one. What the run compiles and starts
+from is in `programs.py`, its files in `workdir.py`, the end-of-run summary
+and figures in `summary.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from typing import Any
 
 from absl import logging
-from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from competitive_mixtures import boosting
 from competitive_mixtures import checkpointing
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import errors
-from competitive_mixtures import models
-from competitive_mixtures import plots
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
-from competitive_mixtures import seeding
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
-from competitive_mixtures import steps
+from competitive_mixtures import programs as programs_lib
 from competitive_mixtures import strategies
+from competitive_mixtures import summary as summary_lib
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
-from competitive_mixtures.metrics import kde
-from competitive_mixtures.metrics import modes
 from competitive_mixtures.models import kmeans
+from competitive_mixtures.programs import Programs, init_state, make_programs  # noqa: F401
 from competitive_mixtures.state import MixtureState
-
-
-# Random streams folded into the run's key; round r uses stream r.
-_INIT_STREAM = 2**31 - 1
-_EVAL_STREAM = 2**31 - 2
-# Stream of the density-ratio estimate and of boosting's draws, folded into round r's key.
-_RATIO_STREAM = 2**31 - 3
-_PRETRAINED_STREAM = 2**31 - 4
-
-
-@dataclasses.dataclass(frozen=True)
-class Programs:
-    """The models, optimizers and compiled steps of one run."""
-
-    gen_model: Any
-    disc_model: Any
-    gen_optimizer: optax.GradientTransformation
-    disc_optimizer: optax.GradientTransformation
-    mesh: Any
-    m_step: Any
-    # Steps per call of `m_step` (1 when its components run sequentially), and
-    # the calls per step (groups of components, see steps.make_m_step).
-    m_chunk: int
-    m_groups: int
-    disc_step: Any
-    score: Any
-    assigner: Any
-    strategy: strategies.Strategy
-    # The density-ratio estimator (`ratio/`); `disc_model`, `disc_optimizer`,
-    # `disc_step` and `score` are its network, optimizer, fit step and batch
-    # scorer (None for the kernel estimator, which trains nothing).
-    ratio: Any
-    # The k-means model of Lemma 2: exact M-step and exact-likelihood assignment.
-    exact: bool
-
-
-def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
-                  mesh=None) -> Programs:
-    """Models, optimizers and compiled steps; `mesh` defaults to all devices."""
-    mesh = sharding.make_mesh() if mesh is None else mesh
-    for field, value in (("batch_size", config.batch_size),
-                         ("disc.batch_size", config.disc.batch_size)):
-        sharding.check_divisible(value, mesh, field)
-    gen_model = models.generator(config, data_shape)
-    gen_optimizer = models.generator_optimizer(config)
-    estimator = ratio_lib.make(config, gen_model, data_shape, mesh)
-    exact = config.model.family == "kmeans"
-    chunk, unroll, group = steps.calls(getattr(gen_model, "stack_mode", "vmap"),
-                                       config.num_components, config.steps_per_chunk,
-                                       config.unroll_steps, config.stack_group)
-    return Programs(
-        gen_model=gen_model, disc_model=estimator.model, gen_optimizer=gen_optimizer,
-        disc_optimizer=estimator.optimizer,
-        mesh=mesh,
-        m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size, chunk, mesh,
-                                 unroll, group),
-        m_chunk=chunk, m_groups=config.num_components // group,
-        disc_step=estimator.step,
-        score=steps.make_scorer(gen_model, exact, mesh) if exact else estimator.score,
-        assigner=steps.make_assigner(mesh, config.balance.min_points,
-                                     not exact and getattr(estimator, "normalise", True)),
-        strategy=strategies.get(config.strategy), ratio=estimator, exact=exact)
-
-
-def init_state(config: ml_collections.ConfigDict, programs: Programs,
-               x: points_lib.Data) -> MixtureState:
-    """Fresh state: K random components and the random pre-training split."""
-    k = config.num_components
-    rng = jax.random.PRNGKey(config.seed)
-    gen_key, disc_key, split_key, example_key = jax.random.split(
-        jax.random.fold_in(rng, _INIT_STREAM), 4)
-    example = ratio_lib.base.example_batch(x, example_key)
-    seeded = None
-    if config.init_split == "kmeans" and programs.strategy.reassigns:
-        seeded = seeding.kmeans_owner(split_key, points_lib.full(x), k)
-    owner, sets = programs.strategy.initial_sets(split_key, x.shape[0], k,
-                                                 config.balance.min_points,
-                                                 config.bagging.bootstrap, seeded)
-    state = MixtureState(
-        round=jnp.zeros((), jnp.int32),
-        gen=stacking.init(programs.gen_model, programs.gen_optimizer,
-                          jax.random.split(gen_key, k), example),
-        disc=programs.ratio.init(disc_key, example),
-        owner=owner, alpha=programs.strategy.alpha(sets.count), sets=sets, rng=rng)
-    return sharding.replicate(state, programs.mesh)
 
 
 def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args,
@@ -268,7 +178,7 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     record["seconds_m_step"] = time.perf_counter() - start
 
     disc, owner, alpha, sets = state.disc, state.owner, state.alpha, state.sets
-    ratio_key = jax.random.fold_in(jax.random.fold_in(state.rng, r), _RATIO_STREAM)
+    ratio_key = jax.random.fold_in(jax.random.fold_in(state.rng, r), programs_lib.RATIO_STREAM)
     if programs.strategy.reassigns:
         tick = time.perf_counter()
         if not programs.exact:
@@ -304,96 +214,6 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(state.sets.balanced))]
     record["seconds"] = time.perf_counter() - start
     return state, record
-
-
-# Mixture samples drawn per compiled call (every component draws this many).
-SAMPLE_BLOCK = 4096
-# Images per component in the sample grids.
-GRID_COLUMNS = 10
-
-
-def draw_samples(model, gen, alpha, key: jax.Array, num_samples: int,
-                 block: int = SAMPLE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """`num_samples` mixture samples in fixed-size blocks (one compiled shape).
-
-    Returns `x` `[n, *data_shape]` float32 and `component` `[n]` int32.
-    Raises SampleBudgetError when the samples would not fit in half of the
-    machine's free memory; logs progress when drawing takes long.
-    """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    k = alpha.shape[0]
-    values_per_sample = int(np.prod(jax.eval_shape(
-        lambda: steps.sample_mixture(model, gen, alpha, key, 1))[0].shape))
-    _check_sample_memory(num_samples, values_per_sample)
-    # Every component draws a whole block per call. Keep the samples of one
-    # call under 2M values (8 MB): a conv decoder's activations are tens of
-    # times its output, and K=10 digit VAEs decoding 4096 images each failed
-    # to allocate (19 GB resident) on CPU.
-    block = max(1, min(block, num_samples, 2**21 // (k * values_per_sample)))
-    xs, components = [], []
-    calls = -(-num_samples // block)
-    start = last_log = time.perf_counter()
-    for i in range(calls):
-        x, component = steps.sample_mixture(model, gen, alpha, jax.random.fold_in(key, i), block)
-        xs.append(np.asarray(x, np.float32))
-        components.append(np.asarray(component, np.int32))
-        now = time.perf_counter()
-        if now - last_log > 10 and i + 1 < calls:
-            last_log = now
-            logging.info("drew %d of %d samples (%.0f s, about %.0f s left)", (i + 1) * block,
-                         num_samples, now - start, (now - start) * (calls - i - 1) / (i + 1))
-    return np.concatenate(xs)[:num_samples], np.concatenate(components)[:num_samples]
-
-
-class SampleBudgetError(errors.UserError):
-    """More samples asked for than the machine's memory holds."""
-
-
-def _check_sample_memory(num_samples: int, values_per_sample: int) -> None:
-    needed = num_samples * values_per_sample * 4
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return
-    if needed > free // 2:
-        raise SampleBudgetError(
-            f"{num_samples} samples of {values_per_sample} float32 values need "
-            f"{needed / 2**30:.1f} GiB, more than half of the {free / 2**30:.1f} GiB free; "
-            "ask for fewer samples")
-
-
-def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, Programs, MixtureState]:
-    """The config, programs and newest state of a run, for tools that read a workdir.
-
-    Reads only (nothing in the workdir is created, renamed or written);
-    raises RunNotFoundError when no round has finished there.
-    """
-    work = workdir_lib.Workdir(workdir)
-    needed = [workdir_lib.CONFIG, "heldout.npz", "assignments.npz", "checkpoints"]
-    missing = [name for name in needed if not epath.Path(work.file(name)).exists()]
-    if missing:
-        raise workdir_lib.RunNotFoundError(
-            f"{workdir} holds no finished round (missing {', '.join(missing)}); train first with "
-            f"python -m competitive_mixtures.main --config=... --workdir={workdir}")
-    config = work.read_config()
-    with epath.Path(work.file("heldout.npz")).open("rb") as f, np.load(f) as heldout:
-        data_shape = heldout["x"].shape[1:]
-    with epath.Path(work.file("assignments.npz")).open("rb") as f, np.load(f) as assignments:
-        num_points = len(assignments["assignment"])
-    # The state's shapes depend on the data's shape and count, not on its values.
-    x_spec = jax.ShapeDtypeStruct((num_points,) + data_shape, jnp.float32)
-    programs = make_programs(config, x_spec.shape[1:])
-    abstract_state = checkpointing.abstract(
-        jax.eval_shape(lambda x: init_state(config, programs, x), x_spec),
-        sharding.replicated(programs.mesh))
-    checkpointer = checkpointing.Checkpointer(work.file("checkpoints"), read_only=True)
-    state = checkpointer.restore_latest(abstract_state)
-    checkpointer.close()
-    if state is None:
-        raise workdir_lib.RunNotFoundError(
-            f"{workdir}/checkpoints holds no checkpoint; train first")
-    return config, programs, state
 
 
 def check_divergence(config: ml_collections.ConfigDict, records: list[dict],
@@ -500,7 +320,7 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
                 record["clustering"] = clustering.clustering_scores(
                     np.asarray(state.owner), dataset.label, config.num_components)
             if record["round"] == 0:
-                _save_pretrained_samples(config, programs, state, dataset, work)
+                summary_lib.save_pretrained_samples(config, programs, state, dataset, work)
             checkpointer.save(int(state.round), state)
             records.append(record)
             work.append_metrics(record)
@@ -515,111 +335,6 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
         checkpointer.wait()
     finally:
         checkpointer.close()
-    return _finish(config, programs, state, dataset, x, work, records)
+    return summary_lib.finish(config, programs, state, dataset, x, work, records)
 
 
-# Samples kept from the models as pre-training left them, for the before/after figure.
-PRETRAINED_SAMPLES = "pretrained_samples.npz"
-
-
-def _save_pretrained_samples(config, programs: Programs, state: MixtureState, dataset,
-                             work: workdir_lib.Workdir) -> None:
-    """Samples of every component after pre-training (round 0), equally many each.
-
-    2-D data: `x` `[M, 2]` and `component` `[M]` for `figures/before_after.png`;
-    images: `grid` `[K, GRID_COLUMNS, H, W, C]` for `figures/components_pretrained.png`.
-    """
-    key = jax.random.fold_in(state.rng, _PRETRAINED_STREAM)
-    k = config.num_components
-    if len(dataset.data_shape) == 3:
-        grid = np.asarray(stacking.sample(programs.gen_model, state.gen,
-                                          jax.random.split(key, k), GRID_COLUMNS))
-        work.save_npz(PRETRAINED_SAMPLES, grid=grid)
-        return
-    uniform = jnp.full((k,), 1.0 / k)
-    samples, component = draw_samples(programs.gen_model, state.gen, uniform, key,
-                                      min(config.eval.num_samples, 5000))
-    work.save_npz(PRETRAINED_SAMPLES, x=samples, component=component)
-
-
-def _finish(config, programs: Programs, state: MixtureState, dataset, x: points_lib.Data,
-            work: workdir_lib.Workdir, records: list[dict]) -> dict:
-    """End-of-run evaluation: KDE log-likelihood, clustering, figures; writes summary.json."""
-    key = jax.random.fold_in(state.rng, _EVAL_STREAM)
-    samples, component = draw_samples(programs.gen_model, state.gen, state.alpha, key,
-                                      config.eval.num_samples)
-    summary: dict[str, Any] = {
-        "rounds": int(state.round),
-        "counts": np.bincount(np.asarray(state.owner), minlength=config.num_components).tolist(),
-        "alphas": [float(a) for a in np.asarray(state.alpha)]}
-    summary["kde"] = kde.kde_log_likelihood(samples, data_lib.to_data_space(dataset.heldout_x))
-    logging.info("KDE log-likelihood of %d held-out points under %d mixture samples: %.4f "
-                 "(bandwidth %.4g chosen on held-out samples)", len(dataset.heldout_x),
-                 len(samples), summary["kde"]["log_likelihood"], summary["kde"]["bandwidth"])
-    if dataset.centres is not None:
-        found = modes.mode_metrics(samples, dataset.centres, dataset.mode_std)
-        summary["modes"] = {**found, "mode_counts": found["mode_counts"].tolist()}
-        logging.info("modes covered: %d of %d; high-quality samples: %.3f",
-                     found["modes_covered"], found["num_modes"], found["high_quality_share"])
-    if dataset.num_classes:
-        summary["clustering"] = clustering.clustering_scores(
-            np.asarray(state.owner), dataset.label, config.num_components)
-        logging.info("clustering against true modes: %s", summary["clustering"])
-    per_component = owned = None
-    owner = np.asarray(state.owner)
-    if len(dataset.data_shape) == 3:
-        per_component = np.asarray(stacking.sample(
-            programs.gen_model, state.gen, jax.random.split(key, config.num_components),
-            GRID_COLUMNS))
-        # The first points each component owns, read from the devices that hold them.
-        firsts = [np.flatnonzero(owner == j)[:GRID_COLUMNS] for j in range(config.num_components)]
-        rows = np.asarray(points_lib.take(x, np.concatenate(firsts).astype(np.int32)))
-        owned = np.split(rows, np.cumsum([len(f) for f in firsts])[:-1])
-    all_x = points_lib.to_host(x) if dataset.data_shape == (2,) else None
-    if work.lead:
-        _figures(config, state, dataset, work, records, samples, component, per_component,
-                 owned, all_x)
-        work.write_text("summary.json", json.dumps(summary, indent=2))
-    return summary
-
-
-def _figures(config, state: MixtureState, dataset, work: workdir_lib.Workdir,
-             records: list[dict], samples: np.ndarray, component: np.ndarray, per_component,
-             owned, all_x) -> None:
-    """The PNG figures of a finished run (written by the lead process).
-
-    `owned`: the first images each component owns (image data); `all_x`: all
-    N points (2-D data).
-    """
-    owner = np.asarray(state.owner)
-    if all_x is not None:
-        plots.owners_and_samples(os.path.join(work.figures, "owners_and_samples.png"),
-                                 all_x, owner, samples, component, np.asarray(state.alpha),
-                                 title=f"{config.strategy}, K={config.num_components}, "
-                                       f"after round {int(state.round) - 1}")
-    if per_component is not None:
-        plots.component_grids(os.path.join(work.figures, "components.png"), per_component,
-                              owned, np.asarray(state.alpha))
-    if dataset.num_classes:
-        plots.class_heatmap(os.path.join(work.figures, "classes.png"),
-                            clustering.contingency(owner, dataset.label, config.num_components,
-                                                   dataset.num_classes))
-    pretrained = work.file(PRETRAINED_SAMPLES)
-    if epath.Path(pretrained).exists():
-        with epath.Path(pretrained).open("rb") as f, np.load(f) as before:
-            if all_x is not None and "x" in before:
-                last = int(state.round) - 1
-                plots.sample_panels(
-                    os.path.join(work.figures, "before_after.png"), all_x,
-                    [("after pre-training (round 0)", before["x"], before["component"]),
-                     (f"after round {last}", samples, component)],
-                    title=f"{config.strategy}, K={config.num_components}: samples of every "
-                          "component (grey: data)")
-            if per_component is not None and "grid" in before:
-                plots.component_grids(os.path.join(work.figures, "components_pretrained.png"),
-                                      before["grid"], None,
-                                      np.full(config.num_components, 1.0 / config.num_components),
-                                      title="samples after pre-training (round 0)")
-    if records:  # metrics.jsonl may have been lost; the checkpoint alone resumes.
-        plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
-                                 [r["round"] for r in records], [r["counts"] for r in records])

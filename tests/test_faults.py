@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import checkpointing, config as config_lib, errors, train
+from competitive_mixtures import sampling
 from competitive_mixtures import workdir as workdir_lib
 from conftest import load_config
 
@@ -106,7 +107,7 @@ def test_stray_step_folder_spares_intact_steps(copy, fault):
 
     # The read-only reader restores the newest intact step and moves nothing.
     listing = sorted(os.listdir(checkpoints))
-    _, _, state = train.restore_run(copy)
+    _, _, state = workdir_lib.restore_run(copy)
     assert int(state.round) == resumed_round
     assert sorted(os.listdir(checkpoints)) == listing
 
@@ -127,7 +128,7 @@ def test_read_only_tools_leave_damaged_steps_in_place(copy):
         shutil.rmtree(os.path.join(copy, "checkpoints", str(step), "default"))
     before = _hashes(copy)
     with pytest.raises(errors.CheckpointError, match="left in place"):
-        train.restore_run(copy)
+        workdir_lib.restore_run(copy)
     assert _hashes(copy) == before
 
 
@@ -292,14 +293,14 @@ def test_garbled_config_json_is_one_clear_error(copy):
     with pytest.raises(errors.WorkdirError, match="config.json is not valid JSON"):
         train.train_and_evaluate(_tiny(), copy)
     with pytest.raises(errors.WorkdirError, match="config.json is not valid JSON"):
-        train.restore_run(copy)
+        workdir_lib.restore_run(copy)
     assert _hashes(copy) == before
 
 
 def test_huge_sample_count_is_refused(finished):
-    _, programs, state = train.restore_run(finished)
-    with pytest.raises(train.SampleBudgetError, match="ask for fewer samples"):
-        train.draw_samples(programs.gen_model, state.gen, state.alpha, jax.random.PRNGKey(0),
+    _, programs, state = workdir_lib.restore_run(finished)
+    with pytest.raises(sampling.SampleBudgetError, match="ask for fewer samples"):
+        sampling.draw_samples(programs.gen_model, state.gen, state.alpha, jax.random.PRNGKey(0),
                            10**13)
 
 

@@ -15,6 +15,7 @@ from competitive_mixtures import data as data_lib
 from competitive_mixtures import stacking
 from competitive_mixtures.data import images
 from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.models import conv
 from competitive_mixtures.models.conv import ConvDiscriminator, ConvVAE, decoder_start_shape
 
 # Small networks: the shapes and the update logic are what is tested, and
@@ -276,3 +277,35 @@ def test_binarize_images_draws_pixels_at_their_grey_level():
     assert set(np.unique(np.asarray(draws))) <= {0.0, 1.0}
     np.testing.assert_allclose(np.asarray(draws).mean(0).ravel(), [0, 64 / 255, 128 / 255, 1],
                                atol=0.03)
+
+
+def test_gaussian_blur_keeps_mass_and_spreads_a_point_by_sigma():
+    """The discriminators' input blur: a normalised Gaussian of the given std, per channel."""
+    sigma = 1.5
+    image = np.zeros((1, 21, 21, 2), np.float32)
+    image[0, 10, 10, 0] = 1.0
+    image[0, :, :, 1] = 0.25
+    blurred = np.asarray(conv.gaussian_blur(jnp.asarray(image), sigma))
+    point = blurred[0, :, :, 0]
+    np.testing.assert_allclose(point.sum(), 1.0, rtol=1e-5)
+    offsets = np.arange(21) - 10
+    np.testing.assert_allclose(np.sqrt((point.sum(axis=0) * offsets**2).sum()), sigma,
+                               rtol=0.02)
+    # A constant channel stays constant away from the zero-padded border, and
+    # the two channels do not mix.
+    np.testing.assert_allclose(blurred[0, 5:16, 5:16, 1], 0.25, rtol=1e-5)
+    assert point[0, 0] < 1e-6
+
+
+def test_discriminator_input_blur_changes_only_the_input():
+    """input_blur=0 is the plain network; with a blur, the same parameters see blurred
+    images (the blur has no parameters of its own)."""
+    x = jax.random.uniform(jax.random.PRNGKey(0), (3, 28, 28, 1))
+    plain = ConvDiscriminator(channels=(4, 8), kernel=3)
+    blurred = ConvDiscriminator(channels=(4, 8), kernel=3, input_blur=1.0)
+    params = plain.init(jax.random.PRNGKey(1), x)
+    chex.assert_trees_all_equal_shapes(params, blurred.init(jax.random.PRNGKey(1), x))
+    np.testing.assert_allclose(blurred.apply(params, x),
+                               plain.apply(params, conv.gaussian_blur(x, 1.0)), rtol=1e-5,
+                               atol=1e-6)
+    assert not np.allclose(blurred.apply(params, x), plain.apply(params, x))

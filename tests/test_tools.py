@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import train
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures import experiments
 from competitive_mixtures.experiments import table1
 from conftest import load_config
@@ -38,7 +39,7 @@ def test_sample_tool_follows_alpha(run, tmp_path):
         x, component = f["x"], f["component"]
     assert x.shape == (6000, 2) and x.dtype == np.float32
     assert component.shape == (6000,) and component.dtype == np.int32
-    _, _, state = train.restore_run(run)
+    _, _, state = workdir_lib.restore_run(run)
     alpha = np.asarray(state.alpha, np.float64)
     observed = np.bincount(component, minlength=len(alpha))
     expected = alpha * len(component)

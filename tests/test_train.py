@@ -12,6 +12,7 @@ import pytest
 
 from competitive_mixtures import checkpointing, config as config_lib, data as data_lib
 from competitive_mixtures import sharding, train
+from competitive_mixtures import summary as summary_lib
 from competitive_mixtures import workdir as workdir_lib
 from conftest import load_config
 
@@ -91,7 +92,7 @@ def test_workdir_files(finished):
     assert len(pngs) >= 1 and all(os.path.getsize(p) > 1000 for p in pngs)
     # The paper's Figs. 7-9: samples after pre-training beside those after the last round.
     assert os.path.getsize(os.path.join(workdir, "figures", "before_after.png")) > 1000
-    with np.load(os.path.join(workdir, train.PRETRAINED_SAMPLES)) as z:
+    with np.load(os.path.join(workdir, summary_lib.PRETRAINED_SAMPLES)) as z:
         assert z["x"].shape[1] == 2 and len(z["x"]) == len(z["component"])
         assert set(np.unique(z["component"])) == set(range(k))
 

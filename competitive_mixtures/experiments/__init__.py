@@ -11,6 +11,7 @@ import numpy as np
 
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import plots
+from competitive_mixtures import sampling
 from competitive_mixtures import train
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import report
@@ -47,8 +48,8 @@ def sample_figure(runs: dict[str, str], path: str, title: str, num_samples: int 
     held-out data of the first run."""
     panels = []
     for name, run in runs.items():
-        _, programs, state = train.restore_run(run)
-        samples, component = train.draw_samples(programs.gen_model, state.gen, state.alpha,
+        _, programs, state = workdir_lib.restore_run(run)
+        samples, component = sampling.draw_samples(programs.gen_model, state.gen, state.alpha,
                                                 jax.random.PRNGKey(0), num_samples)
         panels.append((name, samples, component))
     with np.load(os.path.join(next(iter(runs.values())), "heldout.npz")) as f:

@@ -83,7 +83,8 @@ def discriminator_model(config: ml_collections.ConfigDict,
     """The assignment discriminator of one component: conv for images, MLP otherwise."""
     if len(data_shape) == 3:
         return LinenModel(conv.ConvDiscriminator(channels=tuple(config.disc.channels),
-                                                 kernel=config.disc.kernel))
+                                                 kernel=config.disc.kernel,
+                                                 input_blur=config.disc.input_blur))
     return LinenModel(discriminator.MLPDiscriminator(hidden=tuple(config.disc.hidden)))
 
 

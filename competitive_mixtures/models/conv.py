@@ -39,6 +39,21 @@ def to_unit_interval(x: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
 
 
+def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
+    """Images `[B, H, W, C]` convolved with a normalised Gaussian of std `sigma` pixels
+    (separable, per channel, zero padding; radius ceil(3 sigma))."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = jnp.asarray(taps / taps.sum(), x.dtype)
+    channels = x.shape[-1]
+    for shape in ((-1, 1, 1, 1), (1, -1, 1, 1)):
+        kernel = jnp.tile(taps.reshape(shape), (1, 1, 1, channels))
+        x = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                         feature_group_count=channels)
+    return x
+
+
 def _batch_norm(train: bool, axis_name: str | None) -> nn.BatchNorm:
     # Training normalises with the batch's statistics and updates the running
     # averages in 'batch_stats'; evaluation and sampling read the averages.
@@ -330,10 +345,16 @@ class ConvDiscriminator(nn.Module):
     negative_slope: float = 0.2
     # With outputs > 1: `[B, outputs]` logits of a classifier over that many classes.
     outputs: int = 1
+    # Standard deviation (pixels) of a fixed Gaussian blur applied to every
+    # input first; 0 = none. See `config.disc.input_blur`.
+    input_blur: float = 0.0
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-        x = 2.0 * to_unit_interval(x) - 1.0
+        x = to_unit_interval(x)
+        if self.input_blur > 0:
+            x = gaussian_blur(x, self.input_blur)
+        x = 2.0 * x - 1.0
         for width in self.channels:
             x = nn.Conv(width, (self.kernel, self.kernel), strides=(2, 2), padding='SAME')(x)
             x = nn.leaky_relu(x, self.negative_slope)

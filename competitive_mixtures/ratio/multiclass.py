@@ -150,7 +150,8 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     classes = config.num_components + 1
     if len(data_shape) == 3:
         module = conv.ConvDiscriminator(channels=tuple(config.disc.channels),
-                                        kernel=config.disc.kernel, outputs=classes)
+                                        kernel=config.disc.kernel, outputs=classes,
+                                        input_blur=config.disc.input_blur)
     else:
         module = disc_models.MLPDiscriminator(hidden=tuple(config.disc.hidden), outputs=classes)
     model = LinenModel(module)
