@@ -75,7 +75,7 @@ class Checkpointer:
         try:
             for step in reversed(self.steps()):
                 path = self._directory / str(step) / _ITEM
-                _check_shapes(reader, path, abstract_state, step)
+                _check_shapes(path, abstract_state, step)
                 try:
                     return reader.restore(path, abstract_state)
                 except Exception as error:  # noqa: BLE001 - any unreadable step falls back.
@@ -115,15 +115,14 @@ def _leaf_shapes(tree: Any) -> list[tuple[tuple[int, ...], str]]:
                   for leaf in jax.tree.leaves(tree))
 
 
-def _check_shapes(reader: ocp.StandardCheckpointer, path: epath.Path, abstract_state: Any,
-                  step: int) -> None:
+def _check_shapes(path: epath.Path, abstract_state: Any, step: int) -> None:
     """ConfigError when step `step`'s saved arrays have other shapes than the state's.
 
     Steps whose metadata cannot be read are left to the restore (and count
     as damaged there).
     """
     try:
-        saved = reader.metadata(path).item_metadata.tree
+        saved = ocp.StandardCheckpointHandler().metadata(path).tree
         saved_shapes = _leaf_shapes(saved)
     except Exception:  # noqa: BLE001 - unreadable metadata: the restore decides.
         return

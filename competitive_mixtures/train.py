@@ -216,6 +216,16 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     return state, record
 
 
+def _time_left(records: list[dict], last_round: int) -> str:
+    """An estimate of the time the remaining rounds take, from the finished ones
+    (pre-training counts only while no later round has run)."""
+    done = records[-1]["round"]
+    if done >= last_round:
+        return "done"
+    rounds = [r["seconds"] for r in records if r["round"] > 0] or [records[-1]["seconds"]]
+    return f"about {np.mean(rounds) * (last_round - done):.0f}s left"
+
+
 def check_divergence(config: ml_collections.ConfigDict, records: list[dict],
                      record: dict) -> None:
     """The divergence policy, applied to a finished round before it is checkpointed.
@@ -326,8 +336,9 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
             work.append_metrics(record)
             work.save_npz("assignments.npz", assignment=np.asarray(state.owner, np.int32),
                           label=dataset.label.astype(np.int32))
-            logging.info("round %d (%.1fs): counts %s alphas %s gen loss %s%s",
-                         record["round"], record["seconds"], record["counts"],
+            logging.info("round %d of %d (%.1fs, %s): counts %s alphas %s gen loss %s%s",
+                         record["round"], last_round, record["seconds"],
+                         _time_left(records, last_round), record["counts"],
                          np.round(record["alphas"], 3).tolist(),
                          np.round(np.asarray(record["gen_loss"], float), 3).tolist(),
                          f" nmi {record['clustering']['nmi']:.3f}"
