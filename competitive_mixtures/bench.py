@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import json
 import os
 import platform
 import resource
@@ -64,6 +63,7 @@ from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
 from competitive_mixtures import train
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.state import Stack
 
 # In running order. Memory first, so that the process holds nothing of other
@@ -1063,8 +1063,7 @@ def run(quick: bool = False, output_dir: str = "bench_results",
             sections[name]["bench_seconds"] = time.perf_counter() - start
     results["metadata"]["load_average_1min_at_end"] = os.getloadavg()[0]
     results["targets"] = evaluate_targets(sections)
-    with open(os.path.join(output_dir, "bench.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    workdir_lib.write_json_atomic(os.path.join(output_dir, "bench.json"), results)
     print(format_table(results))
     return results
 

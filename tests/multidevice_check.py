@@ -19,7 +19,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from competitive_mixtures import assign, data as data_lib, points, sharding, steps, train  # noqa: E402
+from competitive_mixtures import assign, data as data_lib, points, sharding, train  # noqa: E402
+from competitive_mixtures import steps as steps_lib  # noqa: E402
 from competitive_mixtures.models.base import PartOptimizers  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def sgd_step_on(mesh, config, dataset):
     k, b = config.num_components, config.batch_size
     batch = x[jax.random.randint(jax.random.PRNGKey(3), (k, b), 0, x.shape[0])]
     noise = jax.random.normal(jax.random.PRNGKey(4), (k, b) + model.noise_shape)
-    update = steps._sharded(model.make_step(optax.sgd(1.0), sharding.AXIS), mesh, 2)
+    update = steps_lib._sharded(model.make_step(optax.sgd(1.0), sharding.AXIS), mesh, 2)
     stack = state.gen.replace(opt_state=jax.vmap(optax.sgd(1.0).init)(state.gen.params))
     new, loss = jax.jit(update)(stack, batch, noise)
     return jax.device_get(new.params), np.asarray(loss)
@@ -74,7 +75,7 @@ def part_steps_on(mesh, config, dataset, steps):
     x = jax.device_put(dataset.x, sharding.replicated(mesh))
     state = train.init_state(config, programs, x)
     stack = state.gen.replace(opt_state=jax.vmap(optimizer.init)(state.gen.params))
-    m_step = steps.make_m_step(programs.gen_model, optimizer, config.batch_size, 8, mesh)
+    m_step = steps_lib.make_m_step(programs.gen_model, optimizer, config.batch_size, 8, mesh)
     num = jnp.full((config.num_components,), steps, jnp.int32)
     gen, loss, _ = m_step(stack, x, state.sets, num, jnp.int32(0), jax.random.PRNGKey(1))
     return jax.device_get(gen.params), np.asarray(loss)
@@ -186,7 +187,7 @@ def main():
     skewed[:, 2] = skewed[:, 0]  # Ties go to component 0 ...
     skewed[:20, 2] += 30.0  # ... except on 20 points, fewer than min_points=60.
     ref = assign.assign(jnp.asarray(skewed), 60)
-    result, _ = steps.make_assigner(eight, 60, True)(jax.device_put(skewed))
+    result, _ = steps_lib.make_assigner(eight, 60, True)(jax.device_put(skewed))
     out["balanced_component"] = np.asarray(ref.balanced).tolist()
     out["balanced_best_equal"] = bool(np.array_equal(result.best, ref.best))
     out["balanced_equal"] = bool(np.array_equal(result.balanced, ref.balanced))

@@ -26,6 +26,7 @@ once and writes an `.npz` that `load_variables` reads.
 from __future__ import annotations
 
 import hashlib
+import os
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -277,9 +278,12 @@ def convert_state_dict(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 
 
 def save_variables(path: str, flat: Mapping[str, np.ndarray], source: str = "") -> None:
-    """Writes flat variables (from `convert_state_dict`) to an `.npz` file."""
-    with open(path, "wb") as f:
+    """Writes flat variables (from `convert_state_dict`) to an `.npz` file (through a
+    temporary name, so a stopped conversion never leaves half a file)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
         np.savez(f, __source__=np.asarray(source), **flat)
+    os.replace(tmp, path)
 
 
 def load_variables(path: str) -> dict:
