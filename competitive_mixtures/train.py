@@ -42,7 +42,7 @@ from competitive_mixtures import summary as summary_lib
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.models import kmeans
-from competitive_mixtures.programs import Programs, init_state, make_programs  # noqa: F401
+from competitive_mixtures.programs import Programs, init_state, make_programs
 from competitive_mixtures.state import MixtureState
 
 
