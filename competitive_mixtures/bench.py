@@ -626,7 +626,7 @@ def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str,
         # The host driver of `train.run_round`: one call per chunk of steps
         # and group of components (and one call that masks every step when
         # there are none).
-        gen, _ = train._run_chunks(programs.m_step, gen, np.full(k, steps_per_component),
+        gen, _ = steps.run_chunks(programs.m_step, gen, np.full(k, steps_per_component),
                                    programs.m_chunk, key, setup.x, state.sets,
                                    groups=programs.m_groups)
         if not steps_per_component:
@@ -680,7 +680,7 @@ def compare_disc_step(setup: Setup, num_steps: int, reps: int, prefix: str,
 
     def stacked(steps_per_component: int) -> None:
         nonlocal disc
-        disc, _ = train._run_chunks(programs.disc_step, disc, np.full(k, steps_per_component),
+        disc, _ = steps.run_chunks(programs.disc_step, disc, np.full(k, steps_per_component),
                                     ratio.chunk, key, gen, setup.x, groups=ratio.groups)
         if not steps_per_component:
             disc = programs.disc_step(disc, gen, setup.x, jnp.zeros(k, jnp.int32),
@@ -720,7 +720,7 @@ def time_m_step_images(setup: Setup, num_steps: int, reps: int) -> float:
     rates = []
     for rep in range(reps + 1):
         start = time.perf_counter()
-        gen, _ = train._run_chunks(programs.m_step, gen, np.full(k, num_steps), programs.m_chunk,
+        gen, _ = steps.run_chunks(programs.m_step, gen, np.full(k, num_steps), programs.m_chunk,
                                    jax.random.PRNGKey(rep), setup.x, state.sets,
                                    groups=programs.m_groups)
         jax.block_until_ready(gen)

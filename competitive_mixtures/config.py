@@ -24,7 +24,7 @@ STRATEGIES = ("competitive", "bagging", "single", "boosting")
 STEP_BUDGETS = ("epochs", "equal")
 INIT_SPLITS = ("uniform", "kmeans")
 SEQUENTIAL_FAMILIES = ("vae", "conv_vae")
-RATIO_KINDS = ("discriminator", "kernel", "multiclass", "elbo")
+RATIO_KINDS = ("discriminator", "kernel", "multiclass", "posterior", "elbo")
 MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
 # Families with networks for both vector and image data.
 ANY_DATA_FAMILIES = ("gan", "avb", "gram")
@@ -209,7 +209,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.ratio = ml_collections.ConfigDict()
     # Density-ratio estimator of the assignment pass (and of boosting's weights):
     # 'discriminator' (K binary, config.disc), 'kernel' (kernel mean matching),
-    # 'multiclass' (one (K+1)-way classifier shaped and trained like config.disc)
+    # 'multiclass' (one (K+1)-way classifier shaped and trained like config.disc),
+    # 'posterior' (one K-way classifier of the components' samples, no data class)
     # or 'elbo' (VAE families: each component's ELBO, see ratio/elbo.py).
     c.ratio.kind = "discriminator"
     c.ratio.kernel = ml_collections.ConfigDict()
@@ -248,6 +249,15 @@ def base_config() -> ml_collections.ConfigDict:
     # components diverge in one round, or one component in this many
     # consecutive rounds.
     c.divergence.max_consecutive_resets = 3
+
+    c.log = ml_collections.ConfigDict()
+    # TensorBoard summaries in WORKDIR/tensorboard every round: every number of
+    # metrics.jsonl and a picture of every component's samples (needs the
+    # 'tensorboard' extra; see tensorboard_log.py).
+    c.log.tensorboard = False
+    # A jax.profiler trace of one round (round 1, or round 0 when it is the
+    # only one) in WORKDIR/profile, for TensorBoard's profile plugin or Perfetto.
+    c.profile = False
     return c
 
 
@@ -454,6 +464,10 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              config.boosting.weights, f"one of {boosting.WEIGHTINGS}")
     _require(config.ratio.kind in RATIO_KINDS, "ratio.kind", config.ratio.kind,
              f"one of {RATIO_KINDS}")
+    if config.ratio.kind in ("elbo", "posterior"):
+        _require(config.strategy != "boosting", "ratio.kind", config.ratio.kind,
+                 "not 'elbo' or 'posterior' with strategy='boosting' (its data weights need "
+                 "a ratio to the data)")
     if config.ratio.kind == "elbo":
         _require(config.model.family in ("vae", "conv_vae"), "ratio.kind", "elbo",
                  "'elbo' only with model.family 'vae' or 'conv_vae'")

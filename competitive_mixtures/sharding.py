@@ -14,15 +14,20 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "data"
 
 
 def make_mesh(devices=None) -> Mesh:
-    """A mesh with one `data` axis over `devices` (default: all devices of all hosts)."""
-    devices = jax.devices() if devices is None else devices
-    return Mesh(devices, (AXIS,))
+    """A mesh with one `data` axis over `devices` (default: all devices of all hosts).
+
+    The axis is `Auto`: the programs place data with sharding constraints and
+    `shard_map`, not with explicit-sharding types (`jax.make_mesh`'s default).
+    """
+    devices = jax.devices() if devices is None else list(devices)
+    return jax.make_mesh((len(devices),), (AXIS,), axis_types=(AxisType.Auto,),
+                         devices=devices)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -8,6 +8,9 @@ split over the mesh's `data` axis; the update itself is a per-device program
 random number is drawn for the global batch, a run gives the same result on
 one device and on many.
 
+The host drives them with `run_chunks` (training) and `stream_scores`
+(scoring all N points in fixed-size batches).
+
 Components that need different numbers of steps share one compiled program:
 a component past its own step count is masked (its parameters and optimizer
 state pass through unchanged), and a step where every component is done is
@@ -17,11 +20,14 @@ skipped with `lax.cond`.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+import time
+from typing import Any, Callable
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
+import numpy as np
 import optax
 
 from competitive_mixtures import assign
@@ -35,7 +41,7 @@ from competitive_mixtures.state import Stack
 _BATCH = P(None, sharding.AXIS)
 
 
-def _scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.Array,
+def scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.Array,
                 key: jax.Array, chunk: int, num_components: int, unroll: bool = False,
                 draw: Callable | None = None, members: jax.Array | None = None):
     """Runs `step(carry, step_key) -> (carry, loss [K])` for steps offset..offset+chunk-1.
@@ -216,7 +222,7 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
             return _group_update(update, gen, group_index, size, active,
                                  take_batch(x, index, mesh), _constrain(noise, mesh))
 
-        return _scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll, draw,
+        return scan_chunk(step, gen, num_steps, offset, key, chunk, k, unroll, draw,
                            _members(k, group_index, size))
 
     return m_step
@@ -273,7 +279,7 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
             return _group_update(update, disc, group_index, size, active,
                                  (real, _constrain(fake, mesh)))
 
-        return _scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll,
+        return scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll,
                            members=_members(k, group_index, size))
 
     return disc_step
@@ -356,3 +362,102 @@ def sample_mixture(model: LinenModel, gen: Stack, alpha: jax.Array, key: jax.Arr
     component = jax.random.categorical(component_key, jnp.log(alpha), shape=(num_samples,))
     every = stacking.sample(model, gen, jax.random.split(sample_key, k), num_samples)
     return every[component, jnp.arange(num_samples)], component.astype(jnp.int32)
+
+
+# -- host loops over the chunked programs ------------------------------------------
+
+
+def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
+               key: jax.Array, *args, groups: int = 1, label: str | None = None,
+               log_every_s: float = 60.0) -> tuple[Any, np.ndarray]:
+    """Calls a chunked step until every component has taken its `num_steps` `[K]`.
+
+    `step_fn(carry, *args, num_steps, offset, key[, group]) -> (carry, loss_sum [K],
+    taken [K])`; with `groups` > 1 every chunk is one call per group of
+    components (`steps.make_m_step`'s `group`). With `label`, logs the steps
+    taken and an estimate of the time left every `log_every_s` seconds.
+    Returns the carry and the mean loss per component over the steps it took
+    (NaN where it took none).
+    """
+    k = num_steps.shape[0]
+    loss_sum, taken = np.zeros(k), np.zeros(k)
+    num_steps_dev = jnp.asarray(num_steps, jnp.int32)
+    size = k // groups
+    group_args = [()] if groups == 1 else [(jnp.int32(g),) for g in range(groups)]
+    total = int(num_steps.sum())
+    start = last_log = time.perf_counter()
+    for offset in range(0, int(num_steps.max(initial=0)), chunk):
+        for g, group in enumerate(group_args):
+            if num_steps[g * size:(g + 1) * size].max() <= offset:
+                continue  # Every component of the group is done.
+            carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
+                                                     jnp.int32(offset), key, *group)
+            # Fetching the sums each call also keeps the host in step with the device.
+            loss_sum += np.asarray(chunk_loss)
+            taken += np.asarray(chunk_taken)
+        now = time.perf_counter()
+        if label and now - last_log >= log_every_s and taken.sum() < total:
+            last_log = now
+            done = taken.sum()
+            left = (now - start) * (total - done) / max(done, 1)
+            logging.info("%s: %d of %d component-steps, about %.0f s left", label, done,
+                         total, left)
+    return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
+
+
+def stream_scores(score: Callable, mesh, stack: Stack, x: points_lib.Data,
+                  batch_size: int) -> jax.Array:
+    """`score(stack, batch)` over all N points in fixed-size batches -> `[N, K]`.
+
+    `x` may be `Points` (every device scores the rows it holds, nothing
+    moves), or an array on the host (numpy) or on the devices: then each
+    batch is split over the devices and padded to one compiled shape.
+    """
+    if isinstance(x, points_lib.Points):
+        return _score_points(score, stack, x, batch_size)
+    n = x.shape[0]
+    devices = mesh.devices.size
+    batch_size = -(-min(batch_size, n) // devices) * devices
+    points = sharding.points_sharding(mesh)
+    parts = []
+    for begin in range(0, n, batch_size):
+        batch = np.asarray(x[begin:begin + batch_size])
+        valid = batch.shape[0]
+        if valid < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - valid,) + batch.shape[1:],
+                                                    batch.dtype)])
+        parts.append(score(stack, sharding.put(batch, points))[:valid])
+    return jnp.concatenate(parts)
+
+
+def _score_points(score: Callable, stack: Stack, points: points_lib.Points,
+                  batch_size: int) -> jax.Array:
+    """`stream_scores` of `Points`: every call scores the next `batch_size / D` rows of
+    every device's share, so each device reads only its own rows."""
+    devices = points.mesh.devices.size
+    rows = points.x.shape[0] // devices
+    chunk = max(1, min(batch_size // devices, rows))
+    scores = None
+    for begin in range(0, rows, chunk):
+        # The last chunk ends at the share's end (it may overlap the one before).
+        scores = _score_chunk(score, stack, points.x, scores, min(begin, rows - chunk), chunk,
+                              points.mesh)
+    return scores[:points.n]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=3)
+def _score_chunk(score: Callable, stack: Stack, x: jax.Array, scores: jax.Array | None,
+                 begin: jax.Array, chunk: int, mesh) -> jax.Array:
+    """Scores rows begin..begin+chunk-1 of every device's share into `scores` `[D * R, K]`."""
+    devices = mesh.devices.size
+    split = sharding.points_sharding(mesh)
+    by_device = x.reshape((devices, -1) + x.shape[1:])
+    batch = jax.lax.dynamic_slice_in_dim(by_device, begin, chunk, axis=1)
+    batch = jax.lax.with_sharding_constraint(batch.reshape((-1,) + x.shape[1:]), split)
+    new = score(stack, batch)
+    if scores is None:
+        scores = jnp.zeros((x.shape[0], new.shape[1]), new.dtype)
+    scores = scores.reshape(devices, -1, new.shape[1])
+    scores = jax.lax.dynamic_update_slice_in_dim(scores, new.reshape(devices, chunk, -1),
+                                                 begin, axis=1)
+    return jax.lax.with_sharding_constraint(scores.reshape(x.shape[0], -1), split)

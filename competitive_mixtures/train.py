@@ -17,6 +17,7 @@ and figures in `summary.py`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Any
@@ -36,9 +37,11 @@ from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
+from competitive_mixtures import steps
 from competitive_mixtures import programs as programs_lib
 from competitive_mixtures import strategies
 from competitive_mixtures import summary as summary_lib
+from competitive_mixtures import tensorboard_log
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.models import kmeans
@@ -46,14 +49,14 @@ from competitive_mixtures.programs import Programs, init_state, make_programs
 from competitive_mixtures.state import MixtureState
 
 
-def _run_chunks(step_fn, carry, num_steps: np.ndarray, chunk: int, key, *args,
-                groups: int = 1):
-    """Calls a chunked step until every component has taken its `num_steps`.
+def run_m_step(programs: Programs, gen, num_steps: np.ndarray, key, x: points_lib.Data,
+               sets, label: str | None = None) -> tuple[Any, np.ndarray]:
+    """The M-step: component j takes `num_steps[j]` steps on its training set.
 
-    Returns the carry and the mean loss per component over the steps it took.
+    Returns the generators and the mean loss per component over the steps it took.
     """
-    return ratio_lib.base.run_chunks(step_fn, carry, num_steps, chunk, key, *args,
-                                     groups=groups)
+    return steps.run_chunks(programs.m_step, gen, num_steps.astype(np.int64), programs.m_chunk,
+                            key, x, sets, groups=programs.m_groups, label=label)
 
 
 def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.ndarray,
@@ -80,9 +83,9 @@ def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
     """The assignment pass's scores `[N, K]`, streamed in fixed-size batches.
 
     `x` may be `points.Points`, or live on the host (numpy) or on the
-    devices (see `ratio.base.stream_scores`).
+    devices (see `steps.stream_scores`).
     """
-    return ratio_lib.base.stream_scores(programs.score, programs.mesh, stack, x, batch_size)
+    return steps.stream_scores(programs.score, programs.mesh, stack, x, batch_size)
 
 
 def _add_component(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
@@ -165,9 +168,8 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         gen_loss = np.zeros(k)
     else:
         num_steps = m_step_counts(config, np.asarray(state.sets.size), epochs, r, x.shape[0])
-        gen, gen_loss = _run_chunks(programs.m_step, gen, num_steps.astype(np.int64),
-                                    programs.m_chunk, m_key, x, state.sets,
-                                    groups=programs.m_groups)
+        gen, gen_loss = run_m_step(programs, gen, num_steps, m_key, x, state.sets,
+                                   label=f"round {r} {'pre-training' if r == 0 else 'M-step'}")
     gen, reset = _reset_broken(programs, state, gen, gen_loss, reset_key, x)
     if reset:
         logging.warning("round %d: components %s had non-finite loss or parameters and were "
@@ -272,6 +274,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         return _train(config, work, allow_config_change, mesh)
 
 
+@contextlib.contextmanager
+def _profiled(config: ml_collections.ConfigDict, work: workdir_lib.Workdir, r: int):
+    """A `jax.profiler` trace of round 1 (round 0 when it is the last) with `config.profile`."""
+    if config.profile and work.lead and r == min(1, config.num_rounds):
+        path = work.file("profile")
+        with jax.profiler.trace(path):
+            yield
+        logging.info("profile of round %d written to %s", r, path)
+    else:
+        yield
+
+
 def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
            allow_config_change: bool, mesh) -> dict:
     mesh = sharding.make_mesh() if mesh is None else mesh
@@ -323,8 +337,11 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
         work.reset_metrics(records)
 
         last_round = config.num_rounds  # Round 0 is pre-training.
+        writer = (tensorboard_log.Writer(work.file("tensorboard"))
+                  if config.log.tensorboard and work.lead else None)
         while int(state.round) <= last_round:
-            state, record = run_round(config, programs, state, x)
+            with _profiled(config, work, int(state.round)):
+                state, record = run_round(config, programs, state, x)
             check_divergence(config, records, record)
             if dataset.num_classes:
                 record["clustering"] = clustering.clustering_scores(
@@ -336,6 +353,9 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
             work.append_metrics(record)
             work.save_npz("assignments.npz", assignment=np.asarray(state.owner, np.int32),
                           label=dataset.label.astype(np.int32))
+            if writer:
+                tensorboard_log.write_round(writer, config, programs, state,
+                                            dataset.data_shape, record)
             logging.info("round %d of %d (%.1fs, %s): counts %s alphas %s gen loss %s%s",
                          record["round"], last_round, record["seconds"],
                          _time_left(records, last_round), record["counts"],
@@ -344,6 +364,8 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
                          f" nmi {record['clustering']['nmi']:.3f}"
                          if "clustering" in record else "")
         checkpointer.wait()
+        if writer:
+            writer.close()
     finally:
         checkpointer.close()
     return summary_lib.finish(config, programs, state, dataset, x, work, records)

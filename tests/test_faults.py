@@ -189,11 +189,11 @@ def test_every_numeric_field_has_a_range():
 
 def _poison(monkeypatch, components, from_round):
     """Makes the M-step of rounds >= from_round return NaN parameters for `components`."""
-    original = train._run_chunks
+    original = train.run_m_step
     calls = {"round": 0}
 
-    def poisoned(step_fn, carry, *args, **kwargs):
-        carry, loss = original(step_fn, carry, *args, **kwargs)
+    def poisoned(programs, carry, *args, **kwargs):
+        carry, loss = original(programs, carry, *args, **kwargs)
         r = calls["round"]
         calls["round"] += 1
         if r >= from_round:
@@ -204,7 +204,7 @@ def _poison(monkeypatch, components, from_round):
             carry = carry.replace(params=params)
         return carry, loss
 
-    monkeypatch.setattr(train, "_run_chunks", poisoned)
+    monkeypatch.setattr(train, "run_m_step", poisoned)
 
 
 def test_all_components_diverging_stops_the_run(tmp_path, monkeypatch):

@@ -78,24 +78,31 @@ def test_kernel_ratio_of_images_is_finite():
     chex.assert_tree_all_finite(log_r)
 
 
-def test_multiclass_and_binary_agree_where_both_are_optimal():
-    """Data N(0, I), components N(mu_j, I): log dP_gj/dP_X = mu_j.x - |mu_j|^2/2 is linear,
-    so linear classifiers (no hidden layer) can reach the optimum of both losses."""
+def _gaussian_components(mu: np.ndarray, kind: str):
+    """Components N(mu_j, I) (`kmeans` family), linear classifiers of `ratio.kind`, and
+    2,000 data points ~ N(0, I): (config, gen_model, gen, x)."""
     config = config_lib.base_config()
     config.model.family = "kmeans"  # A component is N(mu_j, I).
-    config.num_components = 2
+    config.ratio.kind = kind
+    config.num_components = mu.shape[0]
     config.disc.hidden = ()
     config.disc.epochs = 20
     config.disc.batch_size = 256
     config.disc.learning_rate = 0.05
     config.steps_per_chunk = 200
-    mesh = sharding.make_mesh()
     gen_model = models.generator(config, (2,))
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2000, 2)).astype(np.float32))
-    mu = np.array([[1.0, 0.0], [-0.5, 0.8]], np.float32)
     gen = stacking.init(gen_model, models.generator_optimizer(config),
-                        jax.random.split(jax.random.PRNGKey(0), 2), x[:8])
-    gen = gen.replace(params={"mu": jnp.asarray(mu)})
+                        jax.random.split(jax.random.PRNGKey(0), mu.shape[0]), x[:8])
+    return config, gen_model, gen.replace(params={"mu": jnp.asarray(mu)}), x
+
+
+def test_multiclass_and_binary_agree_where_both_are_optimal():
+    """Data N(0, I), components N(mu_j, I): log dP_gj/dP_X = mu_j.x - |mu_j|^2/2 is linear,
+    so linear classifiers (no hidden layer) can reach the optimum of both losses."""
+    mu = np.array([[1.0, 0.0], [-0.5, 0.8]], np.float32)
+    config, gen_model, gen, x = _gaussian_components(mu, "discriminator")
+    mesh = sharding.make_mesh()
     truth = np.asarray(x) @ mu.T - 0.5 * np.sum(mu ** 2, axis=1)
     estimates = []
     for make in (discriminator.make, multiclass.make):
@@ -110,6 +117,28 @@ def test_multiclass_and_binary_agree_where_both_are_optimal():
         estimates.append(log_r)
     # Measured: 0.058 mean absolute difference (the truth varies over ~2 nats).
     assert np.abs(estimates[0] - estimates[1]).mean() < 0.15
+
+
+def test_posterior_kind_recovers_the_components_posterior():
+    """ratio.kind='posterior': components N(mu_j, I); the K-way classifier of their samples
+    estimates log p_j(x) - log sum_j' p_j'(x), linear in x up to the softmax, so a linear
+    classifier can reach it. Its scores skip the dataset normaliser."""
+    mu = np.array([[1.0, 0.0], [-0.5, 0.8], [0.0, -1.0]], np.float32)
+    config, gen_model, gen, x = _gaussian_components(mu, "posterior")
+    mesh = sharding.make_mesh()
+    logits = np.asarray(x) @ mu.T - 0.5 * np.sum(mu ** 2, axis=1)
+    truth = np.asarray(jax.nn.log_softmax(logits, axis=1))
+    estimator = multiclass.make(config, gen_model, (2,), mesh)
+    assert estimator.kind == "posterior" and not estimator.normalise
+    state = estimator.init(jax.random.PRNGKey(1), x[:8])
+    state, record = estimator.fit(state, gen, x, jax.random.PRNGKey(2), jax.random.PRNGKey(3),
+                                  np.ones(3, bool))
+    assert np.isfinite(record["classifier_loss"])
+    log_p = np.asarray(estimator.log_ratios(state, gen, x, jax.random.PRNGKey(4)))
+    chex.assert_shape(log_p, (2000, 3))
+    np.testing.assert_allclose(np.exp(log_p).sum(axis=1), 1.0, rtol=1e-5)
+    assert np.abs(log_p - truth).mean() < 0.15, np.abs(log_p - truth).mean()
+    assert np.mean(log_p.argmax(1) == truth.argmax(1)) > 0.95
 
 
 def test_multiclass_leaves_out_inactive_components():
@@ -134,7 +163,7 @@ def test_multiclass_leaves_out_inactive_components():
     assert float(value_all) != pytest.approx(float(value))
 
 
-@pytest.mark.parametrize("kind", ["kernel", "multiclass"])
+@pytest.mark.parametrize("kind", ["kernel", "multiclass", "posterior"])
 def test_competitive_run_end_to_end(kind, tmp_path):
     """A tiny competitive run with the estimator trains, assigns, checkpoints and evaluates;
     the owners move from the random split towards the true modes."""

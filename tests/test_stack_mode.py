@@ -11,7 +11,6 @@ import pytest
 
 from competitive_mixtures import assign, config as config_lib, models, sharding, stacking, steps
 from competitive_mixtures.models import conv, vae
-from competitive_mixtures.ratio import base as ratio_base
 from competitive_mixtures.models.base import LinenModel
 
 K = 2
@@ -88,7 +87,7 @@ def test_grouped_calls_equal_one_call(mode):
     for group in (0, 2):
         step = steps.make_m_step(model, optimizer, batch_size=8, chunk=1,
                                  mesh=sharding.make_mesh(), unroll=True, group=group)
-        out[group] = ratio_base.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1,
+        out[group] = steps.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1,
                                            jax.random.PRNGKey(2), x, sets,
                                            groups=k // steps.group_size(k, group))
     chex.assert_trees_all_close(out[2][0], out[0][0], rtol=1e-5, atol=1e-6)

@@ -92,9 +92,11 @@ class Progress:
 
     def step(self, label: str) -> None:
         elapsed = time.perf_counter() - self.start
-        left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        logging.info("%s %d of %d: %s (elapsed %.0f s, about %.0f s left)", self.what,
-                     self.done + 1, self.total, label, elapsed, left)
+        # No estimate before the first item that took time (finished runs are skipped).
+        left = (f"about {elapsed / self.done * (self.total - self.done):.0f} s left"
+                if self.done and elapsed >= 1 else "time left not yet known")
+        logging.info("%s %d of %d: %s (elapsed %.0f s, %s)", self.what, self.done + 1,
+                     self.total, label, elapsed, left)
         self.done += 1
 
 

@@ -1,7 +1,8 @@
 """The paper's MNIST comparison on the offline digits: clusters and samples, per seed.
 
 python -m competitive_mixtures.experiments.digits --workdir=runs/digits [--seeds=3]
-    [--methods=competitive,competitive_elbo,bagging,vae8,vae64] [--preset=quick|small]
+    [--methods=competitive,competitive_elbo,competitive_posterior,bagging,vae8,vae64]
+    [--preset=quick|small]
 
 Runs each method of `configs/mnist.py:offline` for every seed in
 `WORKDIR/{method}/seed{S}` (finished runs are skipped, stopped ones resume;
@@ -14,8 +15,10 @@ seconds; mean +- std and worst seed; and verdicts over paired seeds
 (competitive against KMeans in NMI, against each baseline in FID).
 
 Methods: competitive (the preset, discriminator ratios), competitive_elbo
-(the same with `ratio.kind='elbo'`), bagging (same K and VAE), vae8 (one VAE
-of the components' size), vae64 and vae96 (the paper's larger single VAEs).
+(the same with `ratio.kind='elbo'`), competitive_posterior (with
+`ratio.kind='posterior'`, a K-way classifier of the components' samples),
+bagging (same K and VAE), vae8 (one VAE of the components' size), vae64 and
+vae96 (the paper's larger single VAEs).
 Every method runs the preset's schedule, so all see the same number of
 images per component step budget (see configs/mnist.py).
 """
@@ -41,7 +44,8 @@ _METHODS = flags.DEFINE_list("methods", ["competitive", "competitive_elbo", "bag
 _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "small"],
                             "quick: the offline preset; small: a smoke test.")
 
-METHODS = {"competitive": "", "competitive_elbo": "elbo", "bagging": "strategy=bagging",
+METHODS = {"competitive": "", "competitive_elbo": "elbo", "competitive_posterior": "posterior",
+           "bagging": "strategy=bagging",
            "vae8": "vae8", "vae64": "vae64", "vae96": "vae96"}
 # FID features: the digit classifier trained on the offline digits (see evaluate).
 FEATURES = "digits"

@@ -3,6 +3,9 @@
   discriminator  K binary classifiers, data vs samples of g_j (the paper's);
   kernel         kernel mean matching, r = (N/n) (K_dd + N eps I)^-1 K_dm 1;
   multiclass     one (K+1)-way classifier, data vs the K components' samples;
+  posterior      one K-way classifier of the K components' samples alone: the
+                 posterior of the component at a point, under equal priors
+                 (assigned without the dataset normaliser);
   elbo           VAE families: each component's own ELBO, a bound on its
                  log-density (assigned without the dataset normaliser).
 
@@ -22,7 +25,7 @@ from competitive_mixtures.ratio import multiclass
 from competitive_mixtures.ratio.base import RatioEstimator
 
 KINDS = {"discriminator": discriminator.make, "kernel": kernel.make,
-         "multiclass": multiclass.make, "elbo": elbo.make}
+         "multiclass": multiclass.make, "posterior": multiclass.make, "elbo": elbo.make}
 
 __all__ = ["KINDS", "RatioEstimator", "base", "make"]
 

@@ -67,13 +67,13 @@ class BinaryDiscriminators:
         if self.config.disc.reinit_each_round:
             disc = self.init(init_key, base.example_batch(x, init_key))
         num_steps = np.where(active, fit_steps(self.config, x.shape[0]), 0)
-        disc, loss = base.run_chunks(self.step, disc, num_steps, self.chunk,
+        disc, loss = steps.run_chunks(self.step, disc, num_steps, self.chunk,
                                      key, gen, x, groups=self.groups)
         return disc, {"disc_loss": base.losses(loss)}
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del gen, key  # The discriminators hold all they need.
-        return base.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
+        return steps.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],

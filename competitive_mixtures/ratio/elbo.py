@@ -28,7 +28,7 @@ import numpy as np
 
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
-from competitive_mixtures.ratio import base
+from competitive_mixtures import steps
 from competitive_mixtures.state import Stack
 
 
@@ -61,7 +61,7 @@ class ELBOScores:
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del disc
-        return base.stream_scores(self.score, self.mesh, (gen, key), x,
+        return steps.stream_scores(self.score, self.mesh, (gen, key), x,
                                   self.config.assign.batch_size)
 
 

@@ -1,4 +1,5 @@
-"""One (K+1)-way classifier instead of K binary discriminators.
+"""One (K+1)-way classifier instead of K binary discriminators, or one K-way
+classifier of the components' samples alone (`ratio.kind='posterior'`).
 
 Class 0 is the data, class j (1..K) samples of component j. Every training
 batch holds B points of each class, so the class priors are equal and at the
@@ -20,6 +21,20 @@ eq. (1) holds only at the joint optimum over all classes. Away from it
 also be told apart from one another, which the binary discriminators never
 do), changing g_k moves the estimated ratio of every other component j, so the
 assignment is no longer the nearest-model rule that makes the loop k-means.
+
+The posterior kind drops the data class. Trained on equal numbers of samples
+of every component, the K-way softmax estimates at its optimum the posterior
+of the component under equal priors,
+
+    softmax(l)_j(x) = p_gj(x) / sum_j' p_gj'(x),                           (2)
+
+whose argmax over j is the paper's argmax_j P_gj(x): the common denominator
+plays the part of p_X. The classifier never sees data, so it cannot separate
+data from samples by what all the components get wrong (faint or blurred
+strokes): it only learns what tells the components apart. Eq. (2) is
+normalised over the components at every point, so the assignment takes it
+without the dataset normaliser (as the ELBO kind); it estimates no ratio to
+the data and so serves no data weighting (boosting).
 """
 
 from __future__ import annotations
@@ -46,22 +61,26 @@ from competitive_mixtures.ratio import discriminator as binary
 from competitive_mixtures.state import Stack
 
 
-def classifier_loss(model: LinenModel) -> Callable:
-    """Cross-entropy of the (K+1)-way classifier on `(real, fake, active)`.
+def classifier_loss(model: LinenModel, data_class: bool = True) -> Callable:
+    """Cross-entropy of the classifier on `(real, fake, active)`.
 
     `real` is `[B, ...]` data (class 0), `fake` `[B, K, ...]` samples (class j+1
     for component j), `active` `[K]` bool: classes of inactive components are
-    left out of both the softmax and the loss. The loss is the mean over the
-    examples that take part.
+    left out of both the softmax and the loss. Without `data_class` the
+    classifier has K classes, sample classes j, and `real` is not used. The
+    loss is the mean over the examples that take part.
     """
     def loss(params, model_state, real, fake, active):
         b, k = fake.shape[0], fake.shape[1]
-        inputs = jnp.concatenate([real, fake.reshape((b * k,) + fake.shape[2:])])
+        inputs = fake.reshape((b * k,) + fake.shape[2:])
+        labels = jnp.tile(jnp.arange(k, dtype=jnp.int32), b)
+        present = active
+        if data_class:
+            inputs = jnp.concatenate([real, inputs])
+            labels = jnp.concatenate([jnp.zeros((b,), jnp.int32), labels + 1])
+            present = jnp.concatenate([jnp.ones((1,), bool), active])
         logits = model.apply(params, model_state, inputs)
-        present = jnp.concatenate([jnp.ones((1,), bool), active])
         log_p = jax.nn.log_softmax(jnp.where(present, logits, -1e30), axis=-1)
-        labels = jnp.concatenate([jnp.zeros((b,), jnp.int32),
-                                  jnp.tile(jnp.arange(1, k + 1, dtype=jnp.int32), b)])
         weight = present[labels].astype(jnp.float32)
         picked = jnp.take_along_axis(log_p, labels[:, None], axis=1)[:, 0]
         value = -jnp.sum(jnp.where(weight > 0, picked, 0.0)) / jnp.sum(weight)
@@ -70,7 +89,8 @@ def classifier_loss(model: LinenModel) -> Callable:
 
 
 def make_step(model: LinenModel, gen_model, optimizer: optax.GradientTransformation,
-              batch_size: int, chunk: int, mesh, unroll: bool = False) -> Callable:
+              batch_size: int, chunk: int, mesh, unroll: bool = False,
+              data_class: bool = True) -> Callable:
     """The classifier's fit: each step B data points and B samples of every component.
 
     Returns a jitted
@@ -78,8 +98,9 @@ def make_step(model: LinenModel, gen_model, optimizer: optax.GradientTransformat
     that donates `disc` (a `Stack` of one network).
     """
     batch = P(None, sharding.AXIS)
-    update = jax.shard_map(stacking.update_fn(classifier_loss(model), optimizer, sharding.AXIS),
-                           mesh=mesh, in_specs=(P(), batch, batch, P()), out_specs=(P(), P()))
+    loss = classifier_loss(model, data_class)
+    update = jax.shard_map(stacking.update_fn(loss, optimizer, sharding.AXIS), mesh=mesh,
+                           in_specs=(P(), batch, batch, P()), out_specs=(P(), P()))
     target = sharding.batch_sharding(mesh)
 
     @functools.partial(jax.jit, donate_argnums=0)
@@ -95,16 +116,19 @@ def make_step(model: LinenModel, gen_model, optimizer: optax.GradientTransformat
             fake = jax.lax.with_sharding_constraint(jnp.swapaxes(fake, 0, 1)[None], target)
             return update(disc, real, fake, active[None])
 
-        return steps._scan_chunk(step, disc, num_steps, offset, key, chunk, 1, unroll)
+        return steps.scan_chunk(step, disc, num_steps, offset, key, chunk, 1, unroll)
 
     return step_fn
 
 
-def make_scorer(model: LinenModel, mesh) -> Callable:
-    """Eq. (1) on one batch: a jitted `score(disc, x [B, ...]) -> [B, K]`, B split over devices."""
+def make_scorer(model: LinenModel, mesh, data_class: bool = True) -> Callable:
+    """Eq. (1), or without `data_class` the log of eq. (2), on one batch: a jitted
+    `score(disc, x [B, ...]) -> [B, K]`, B split over devices."""
     def local(disc: Stack, x: jax.Array) -> jax.Array:
         params, model_state = jax.tree.map(lambda leaf: leaf[0], (disc.params, disc.model_state))
         logits = model.apply(params, model_state, x)
+        if not data_class:
+            return jax.nn.log_softmax(logits, axis=-1)
         return logits[:, 1:] - logits[:, :1]
 
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
@@ -126,6 +150,11 @@ class MultiClassifier:
     mesh: object
     kind: str = "multiclass"
 
+    @property
+    def normalise(self) -> bool:
+        """The posterior kind's scores are normalised over the components (eq. 2)."""
+        return self.kind == "multiclass"
+
     def init(self, key: jax.Array, example: jax.Array) -> Stack:
         return stacking.init(self.model, self.optimizer, key[None], example)
 
@@ -135,19 +164,21 @@ class MultiClassifier:
         if self.config.disc.reinit_each_round:
             disc = self.init(init_key, base.example_batch(x, init_key))
         num_steps = np.array([binary.fit_steps(self.config, x.shape[0])])
-        disc, loss = base.run_chunks(self.step, disc, num_steps, self.config.steps_per_chunk,
+        disc, loss = steps.run_chunks(self.step, disc, num_steps, self.config.steps_per_chunk,
                                      key, gen, x, jnp.asarray(active, bool))
         return disc, {"classifier_loss": base.losses(loss)[0]}
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del gen, key
-        return base.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
+        return steps.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
          mesh) -> MultiClassifier:
-    """A classifier with K+1 outputs shaped like the binary discriminators of `config.disc`."""
-    classes = config.num_components + 1
+    """A classifier shaped like the binary discriminators of `config.disc`, with K+1
+    outputs, or K for `ratio.kind='posterior'`."""
+    data_class = config.ratio.kind != "posterior"
+    classes = config.num_components + int(data_class)
     if len(data_shape) == 3:
         module = conv.ConvDiscriminator(channels=tuple(config.disc.channels),
                                         kernel=config.disc.kernel, outputs=classes,
@@ -159,5 +190,5 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     return MultiClassifier(
         config=config, model=model, optimizer=opt, mesh=mesh,
         step=make_step(model, gen_model, opt, config.disc.batch_size, config.steps_per_chunk,
-                       mesh, config.unroll_steps),
-        score=make_scorer(model, mesh))
+                       mesh, config.unroll_steps, data_class),
+        score=make_scorer(model, mesh, data_class), kind=config.ratio.kind)
