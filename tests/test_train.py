@@ -1,6 +1,7 @@
 """End to end: train_and_evaluate's files, resuming, damaged checkpoints, competition."""
 
 import glob
+import io
 import json
 import os
 import shutil
@@ -8,7 +9,9 @@ import shutil
 import chex
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 import pytest
+from tensorboard.backend.event_processing import event_file_loader
 
 from competitive_mixtures import checkpointing, config as config_lib, data as data_lib
 from competitive_mixtures import sharding, train
@@ -131,20 +134,54 @@ def test_resume_equals_uninterrupted(finished, tmp_path):
 
 def test_same_run_twice_is_bit_identical(finished, tmp_path):
     """The same config run twice in one process gives the same bits: parameters,
-    owners and every logged number except wall-clock times."""
+    owners and every logged number except wall-clock times. The second run also
+    writes TensorBoard summaries and a profiler trace, which change nothing."""
     full, _ = finished
     workdir = str(tmp_path / "twice")
-    train.train_and_evaluate(_tiny(), workdir)
+    watched = _tiny()
+    watched.log.tensorboard = True
+    watched.profile = True
+    train.train_and_evaluate(watched, workdir)
     np.testing.assert_array_equal(_assignment(workdir), _assignment(full))
     chex.assert_trees_all_equal(_restore(_tiny(), workdir).gen.params,
                                 _restore(_tiny(), full).gen.params)
 
     def numbers(path):
         records = [json.loads(line) for line in _read_metrics(path).splitlines()]
-        return [{k: v for k, v in r.items() if "seconds" not in k and "eta" not in k}
-                for r in records]
+        return [{k: v for k, v in r.items() if "seconds" not in k} for r in records]
 
     assert numbers(workdir) == numbers(full)
+    _check_summaries(workdir)
+
+
+def _check_summaries(workdir):
+    """Every round's numbers (those of metrics.jsonl) and a samples picture at step =
+    round in WORKDIR/tensorboard; a profiler trace of round 1 in WORKDIR/profile."""
+    files = glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
+    assert len(files) == 1, files
+    scalars, images = {}, {}
+    for event in event_file_loader.LegacyEventFileLoader(files[0]).Load():
+        for value in event.summary.value:
+            if value.HasField("image"):
+                images[event.step] = value.image
+            else:
+                scalars[(value.tag, event.step)] = value.simple_value
+    records = [json.loads(line) for line in _read_metrics(workdir).splitlines()]
+    assert sorted(images) == [r["round"] for r in records] == [0, 1, 2]
+    for r in records:
+        step = r["round"]
+        for j, loss in enumerate(r["gen_loss"]):
+            assert scalars[(f"gen_loss/{j}", step)] == pytest.approx(loss, rel=1e-6)
+        for j, alpha in enumerate(r["alphas"]):
+            assert scalars[(f"alphas/{j}", step)] == pytest.approx(alpha, rel=1e-6)
+        assert scalars[("clustering/nmi", step)] == pytest.approx(r["clustering"]["nmi"],
+                                                                  rel=1e-6)
+        assert ("round", step) not in scalars
+    picture = np.asarray(Image.open(io.BytesIO(images[2].encoded_image_string)))
+    assert picture.shape == (images[2].height, images[2].width, 3)
+    assert picture.std() > 0  # Not a blank picture.
+    traces = glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
+    assert len(traces) == 1, traces
 
 
 def test_second_call_does_not_train(finished, tmp_path):
