@@ -139,3 +139,25 @@ def test_digits_table_gives_per_seed_values_and_paired_verdicts(tmp_path):
     assert "- competitive vs vae8, domain FID: " + experiments.verdict(
         [50.0, 60.0, 70.0], [80.0, 55.0, 90.0], higher_is_better=False) in text
     assert "| 1 | 0.500 / 60.0 | - / 55.0 | 0.480 |" in text
+
+
+def test_mode_coverage_table_gives_worst_seeds_verdicts_and_every_seed(tmp_path):
+    def run(modes, share, kde, k=8):
+        return {"num_components": k, "kde": {"log_likelihood": kde},
+                "modes": {"modes_covered": modes, "high_quality_share": share}}
+
+    results = {"ring": {"competitive": [run(8, 0.6, 1.0), run(8, 0.7, 2.0), run(8, 0.5, 1.5)],
+                        "single": [run(8, 0.7, 0.5), run(2, 0.1, 0.0), run(8, 0.8, 1.0)]}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    script = ("import json, sys; from competitive_mixtures.experiments import mode_coverage; "
+              "mode_coverage.write_table(json.load(open(sys.argv[1])), 3, 'ns', sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "results.json"),
+                    str(tmp_path / "table.md")], cwd=REPO, check=True, timeout=120)
+    text = (tmp_path / "table.md").read_text()
+    # Coverage: one seed won, two tied; share: won 1 of 3, mean behind.
+    assert ("| ring (K=8) | modes covered | 8.00 +- 0.00 (worst 8.00) | 6.00 +- 2.83 (worst "
+            "2.00) | not established (1/3 seeds, 2 tied, mean +2.00) |") in text
+    assert "| ring (K=8) | high-quality share | 0.60 +- 0.08 (worst 0.50) |" in text
+    assert "not established (1/3 seeds, mean +0.07)" in text
+    assert "beats (3/3 seeds, mean +1.00)" in text  # KDE.
+    assert "| ring | modes covered | 8.00 / 8.00 | 8.00 / 2.00 | 8.00 / 8.00 |" in text

@@ -63,6 +63,12 @@ def mean_std(values) -> str:
     return f"{values.mean():.2f} +- {values.std():.2f}"
 
 
+def spread(values, higher_is_better: bool = True) -> str:
+    """'mean +- std (worst W)' over seeds; the worst is the lowest or the highest value."""
+    worst = min(values) if higher_is_better else max(values)
+    return f"{mean_std(values)} (worst {worst:.2f})"
+
+
 # "A beats B" needs A ahead on average and on at least this share of paired seeds
 # (4 of 5; all of 3).
 WIN_SHARE = 0.8
@@ -72,14 +78,16 @@ def verdict(ours, theirs, higher_is_better: bool = True) -> str:
     """Whether `ours` beats `theirs` over paired seeds (same data, same init seed).
 
     Returns 'beats (W/S seeds, mean +D)' when the mean is ahead and W >= 80% of
-    the S seeds are won, else 'not established (W/S seeds, mean +D)'.
+    the S seeds are won, else 'not established (W/S seeds, mean +D)'; seeds
+    where both are equal are counted ('W/S seeds, T tied').
     """
     ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
     sign = 1.0 if higher_is_better else -1.0
     gain = sign * (ours - theirs)
-    wins, seeds = int(np.sum(gain > 0)), len(gain)
+    wins, ties, seeds = int(np.sum(gain > 0)), int(np.sum(gain == 0)), len(gain)
     ahead = gain.mean() > 0 and wins >= int(np.ceil(WIN_SHARE * seeds))
-    return (f"{'beats' if ahead else 'not established'} ({wins}/{seeds} seeds, "
+    tied = f", {ties} tied" if ties else ""
+    return (f"{'beats' if ahead else 'not established'} ({wins}/{seeds} seeds{tied}, "
             f"mean {sign * gain.mean():+.2f})")
 
 
