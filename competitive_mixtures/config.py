@@ -24,7 +24,7 @@ STRATEGIES = ("competitive", "bagging", "single", "boosting")
 STEP_BUDGETS = ("epochs", "equal")
 INIT_SPLITS = ("uniform", "kmeans")
 SEQUENTIAL_FAMILIES = ("vae", "conv_vae")
-RATIO_KINDS = ("discriminator", "kernel", "multiclass", "posterior", "elbo")
+RATIO_KINDS = ("discriminator", "kernel", "multiclass", "posterior", "elbo", "exact")
 MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
 # Families with networks for both vector and image data.
 ANY_DATA_FAMILIES = ("gan", "avb", "gram")
@@ -211,7 +211,8 @@ def base_config() -> ml_collections.ConfigDict:
     # 'discriminator' (K binary, config.disc), 'kernel' (kernel mean matching),
     # 'multiclass' (one (K+1)-way classifier shaped and trained like config.disc),
     # 'posterior' (one K-way classifier of the components' samples, no data class)
-    # or 'elbo' (VAE families: each component's ELBO, see ratio/elbo.py).
+    # 'elbo' (VAE families: each component's ELBO, see ratio/elbo.py) or 'exact'
+    # (model.family='kmeans': its exact log-likelihood, see ratio/exact.py).
     c.ratio.kind = "discriminator"
     c.ratio.kernel = ml_collections.ConfigDict()
     # Samples drawn from each component per assignment pass.
@@ -464,16 +465,17 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              config.boosting.weights, f"one of {boosting.WEIGHTINGS}")
     _require(config.ratio.kind in RATIO_KINDS, "ratio.kind", config.ratio.kind,
              f"one of {RATIO_KINDS}")
-    if config.ratio.kind in ("elbo", "posterior"):
+    if config.ratio.kind in ("elbo", "posterior", "exact"):
         _require(config.strategy != "boosting", "ratio.kind", config.ratio.kind,
-                 "not 'elbo' or 'posterior' with strategy='boosting' (its data weights need "
-                 "a ratio to the data)")
+                 "not 'elbo', 'posterior' or 'exact' with strategy='boosting' (its data "
+                 "weights need a ratio to the data)")
     if config.ratio.kind == "elbo":
         _require(config.model.family in ("vae", "conv_vae"), "ratio.kind", "elbo",
                  "'elbo' only with model.family 'vae' or 'conv_vae'")
-    if config.model.family == "kmeans":
-        _require(config.ratio.kind == "discriminator", "ratio.kind", config.ratio.kind,
-                 "'discriminator' with model.family='kmeans' (it assigns by exact likelihood)")
+    if (config.model.family == "kmeans") != (config.ratio.kind == "exact"):
+        _require(False, "ratio.kind", config.ratio.kind,
+                 "'exact' with model.family='kmeans', and only with it (the k-means "
+                 "family assigns by its exact likelihood)")
     _require(config.model.family in MODEL_FAMILIES, "model.family", config.model.family,
              f"one of {MODEL_FAMILIES}")
     _require(config.data.name in DATASETS, "data.name", config.data.name,

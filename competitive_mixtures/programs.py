@@ -50,7 +50,8 @@ class Programs:
     # `disc_step` and `score` are its network, optimizer, fit step and batch
     # scorer (None for the kernel estimator, which trains nothing).
     ratio: Any
-    # The k-means model of Lemma 2: exact M-step and exact-likelihood assignment.
+    # The k-means model of Lemma 2: the M-step is exact (the mean of the owned
+    # points), not gradient steps.
     exact: bool
 
 
@@ -76,9 +77,9 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
                                  unroll, group),
         m_chunk=chunk, m_groups=config.num_components // group,
         disc_step=estimator.step,
-        score=steps.make_scorer(gen_model, exact, mesh) if exact else estimator.score,
+        score=estimator.score,
         assigner=steps.make_assigner(mesh, config.balance.min_points,
-                                     not exact and getattr(estimator, "normalise", True)),
+                                     getattr(estimator, "normalise", True)),
         strategy=strategies.get(config.strategy), ratio=estimator, exact=exact)
 
 

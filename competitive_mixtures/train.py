@@ -183,18 +183,14 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     ratio_key = jax.random.fold_in(jax.random.fold_in(state.rng, r), programs_lib.RATIO_STREAM)
     if programs.strategy.reassigns:
         tick = time.perf_counter()
-        if not programs.exact:
-            disc, fitted = programs.ratio.fit(disc, gen, x, disc_key, reinit_key,
-                                              np.ones(k, bool))
-            record.update(fitted)
+        disc, fitted = programs.ratio.fit(disc, gen, x, disc_key, reinit_key,
+                                          np.ones(k, bool))
+        record.update(fitted)
         jax.block_until_ready(disc)
         record["seconds_disc"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        if programs.exact:
-            scores = score_dataset(programs, gen, x, config.assign.batch_size)
-        else:
-            scores = programs.ratio.log_ratios(disc, gen, x, ratio_key)
+        scores = programs.ratio.log_ratios(disc, gen, x, ratio_key)
         result, sets = programs.assigner(scores)
         owner, alpha = result.owner, result.alpha
         jax.block_until_ready(owner)

@@ -199,6 +199,7 @@ def main():
             cfg = load_config("tiny")
             cfg.model.family = family
             if family == "kmeans":
+                cfg.ratio.kind = "exact"
                 cfg.balance.min_points = 0
             with tempfile.TemporaryDirectory() as workdir:
                 train.train_and_evaluate(cfg, workdir, mesh=sharding.make_mesh(

@@ -66,6 +66,10 @@ BAD = {
                                ["boosting.beta_schedule", "'1/t^2'", "'constant'", "'1/t'"]),
     "boosting_too_few_rounds": (_boosting_k5, ["num_rounds", "2", "num_components - 1 = 4"]),
     "kernel_eps_negative": (_set("ratio.kernel.eps", -1.0), ["ratio.kernel.eps", "> 0"]),
+    "kmeans_without_exact": (_set("model.family", "kmeans"),
+                             ["ratio.kind", "'discriminator'", "'exact'", "model.family='kmeans'"]),
+    "exact_without_kmeans": (_set("ratio.kind", "exact"),
+                             ["ratio.kind", "'exact'", "model.family='kmeans'"]),
     "single_with_k3": (_single_with_three, ["num_components", "3", "strategy='single'"]),
     "gaussian_modes_4": (_set("data.modes", 4), ["data.modes", "4", "(3, 5, 9)"]),
 }

@@ -25,6 +25,7 @@ def _lloyd_round(x, owner, mu):
 def _config(k):
     c = config_lib.base_config()
     c.model.family = "kmeans"
+    c.ratio.kind = "exact"
     c.strategy = "competitive"
     c.num_components = k
     c.balance.min_points = 0

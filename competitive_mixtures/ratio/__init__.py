@@ -7,7 +7,9 @@
                  posterior of the component at a point, under equal priors
                  (assigned without the dataset normaliser);
   elbo           VAE families: each component's own ELBO, a bound on its
-                 log-density (assigned without the dataset normaliser).
+                 log-density (assigned without the dataset normaliser);
+  exact          the k-means family: each component's exact log-likelihood
+                 (with its exact M-step, the loop is Lloyd's k-means).
 
 Each returns log dP_gj/dP_X at the N data points as one `[N, K]` array, so
 `assign.py` is the same for all three (see `ratio.base.RatioEstimator`).
@@ -20,12 +22,14 @@ import ml_collections
 from competitive_mixtures.ratio import base
 from competitive_mixtures.ratio import discriminator
 from competitive_mixtures.ratio import elbo
+from competitive_mixtures.ratio import exact
 from competitive_mixtures.ratio import kernel
 from competitive_mixtures.ratio import multiclass
 from competitive_mixtures.ratio.base import RatioEstimator
 
 KINDS = {"discriminator": discriminator.make, "kernel": kernel.make,
-         "multiclass": multiclass.make, "posterior": multiclass.make, "elbo": elbo.make}
+         "multiclass": multiclass.make, "posterior": multiclass.make, "elbo": elbo.make,
+         "exact": exact.make}
 
 __all__ = ["KINDS", "RatioEstimator", "base", "make"]
 

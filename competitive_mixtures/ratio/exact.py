@@ -1,0 +1,61 @@
+"""Exact log-likelihoods as the assignment score (`ratio.kind='exact'`).
+
+For components with a tractable density (the k-means family: each component
+N(mu_j, I)), score_ij = log p_gj(x_i) exactly. As for the ELBO kind, the
+common log p_X(x_i) of the paper's ratio cancels in the argmax and no dataset
+normaliser is applied; with the k-means family's exact M-step (the mean of
+the owned points) the loop is Lloyd's k-means, the paper's Lemma 2. Nothing
+is trained: the state is an empty `Stack`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import ml_collections
+import numpy as np
+
+from competitive_mixtures import steps
+from competitive_mixtures.state import Stack
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactScores:
+    """Attributes:
+      score: jitted `(gen, x [B, ...]) -> [B, K]` log-likelihoods, B split over devices.
+    """
+
+    config: ml_collections.ConfigDict
+    mesh: object
+    score: object
+    kind: str = "exact"
+    # Scores are log-likelihoods: assign without the dataset normaliser.
+    normalise = False
+    # Nothing is trained: no network, optimizer or fit step.
+    model = None
+    optimizer = None
+    step = None
+
+    def init(self, key: jax.Array, example: jax.Array) -> Stack:
+        del key, example
+        return Stack(params={}, model_state={}, opt_state=())
+
+    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
+            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
+        del gen, x, key, init_key, active
+        return disc, {}
+
+    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
+        del disc, key
+        return steps.stream_scores(self.score, self.mesh, gen, x, self.config.assign.batch_size)
+
+
+def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
+         mesh) -> ExactScores:
+    del data_shape
+    if config.model.family != "kmeans":
+        raise ValueError(f"ratio.kind='exact' needs model.family='kmeans', not "
+                         f"{config.model.family!r}")
+    return ExactScores(config=config, mesh=mesh,
+                       score=steps.make_scorer(gen_model, True, mesh))
