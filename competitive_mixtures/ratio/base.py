@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from competitive_mixtures import points as points_lib
+from competitive_mixtures import steps
 from competitive_mixtures.state import Stack
 
 
@@ -35,6 +36,57 @@ class RatioEstimator(Protocol):
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         """`[N, K]` float32 log dP_gj/dP_X at every data point."""
+
+
+class Untrained:
+    """What the estimators that train nothing (kernel, ELBO, exact) share: no
+    network, optimizer or fit step, an empty `Stack` as state, a fit that
+    returns it unchanged."""
+
+    model = None
+    optimizer = None
+    step = None
+
+    def init(self, key: jax.Array, example: jax.Array) -> Stack:
+        del key, example
+        return Stack(params={}, model_state={}, opt_state=())
+
+    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
+            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
+        del gen, x, key, init_key, active
+        return disc, {}
+
+
+class Trained:
+    """The fit / log_ratios skeleton of the estimators with networks (the binary
+    discriminators, the classifiers). A subclass has `config`, `init`, `step`
+    (a chunked fit step for `steps.run_chunks`), `score` (a batch scorer for
+    `steps.stream_scores`) and `mesh`, and says how its fit runs (`fit_plan`)
+    and what it logs (`fit_record`)."""
+
+    def fit_plan(self, x: points_lib.Data, active: np.ndarray) -> tuple[np.ndarray, int, int,
+                                                                         tuple]:
+        """(steps per component `[K']`, steps per call, calls per step, extra step args)."""
+        raise NotImplementedError
+
+    def fit_record(self, loss: np.ndarray) -> dict:
+        """The fit's entries of the round's metrics record, from its mean losses."""
+        raise NotImplementedError
+
+    def fit(self, disc: Stack, gen: Stack, x: points_lib.Data, key: jax.Array,
+            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
+        """`disc.epochs` passes over the data, re-initialised first if the config says so."""
+        if self.config.disc.reinit_each_round:
+            disc = self.init(init_key, example_batch(x, init_key))
+        num_steps, chunk, groups, extra = self.fit_plan(x, active)
+        disc, loss = steps.run_chunks(self.step, disc, num_steps, chunk, key, gen, x, *extra,
+                                      groups=groups)
+        return disc, self.fit_record(loss)
+
+    def log_ratios(self, disc: Stack, gen: Stack, x: points_lib.Data,
+                   key: jax.Array) -> jax.Array:
+        del gen, key  # The networks hold all they need.
+        return steps.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
 
 
 def example_batch(x: points_lib.Data, key: jax.Array, size: int = 256) -> jax.Array:

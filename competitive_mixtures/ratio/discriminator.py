@@ -39,7 +39,7 @@ def fit_steps(config: ml_collections.ConfigDict, num_points: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class BinaryDiscriminators:
+class BinaryDiscriminators(base.Trained):
     """Attributes:
       model: one discriminator; `optimizer` its optimizer.
       step: the jitted chunked fit step of `steps.make_disc_step`.
@@ -61,19 +61,12 @@ class BinaryDiscriminators:
         return stacking.init(self.model, self.optimizer,
                              jax.random.split(key, self.config.num_components), example)
 
-    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
-            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
-        """`disc.epochs` over the data; discriminators of inactive components take no step."""
-        if self.config.disc.reinit_each_round:
-            disc = self.init(init_key, base.example_batch(x, init_key))
-        num_steps = np.where(active, fit_steps(self.config, x.shape[0]), 0)
-        disc, loss = steps.run_chunks(self.step, disc, num_steps, self.chunk,
-                                     key, gen, x, groups=self.groups)
-        return disc, {"disc_loss": base.losses(loss)}
+    def fit_plan(self, x, active: np.ndarray):
+        """Discriminators of inactive components take no step."""
+        return np.where(active, fit_steps(self.config, x.shape[0]), 0), self.chunk, self.groups, ()
 
-    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
-        del gen, key  # The discriminators hold all they need.
-        return steps.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
+    def fit_record(self, loss: np.ndarray) -> dict:
+        return {"disc_loss": base.losses(loss)}
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],

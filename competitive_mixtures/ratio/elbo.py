@@ -24,16 +24,16 @@ import dataclasses
 import jax
 from jax.sharding import PartitionSpec as P
 import ml_collections
-import numpy as np
 
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
+from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
 
 
 @dataclasses.dataclass(frozen=True)
-class ELBOScores:
+class ELBOScores(base.Untrained):
     """Attributes:
       score: jitted `((gen, key), x [B, ...]) -> [B, K]` ELBOs, B split over devices.
     """
@@ -45,19 +45,6 @@ class ELBOScores:
     kind: str = "elbo"
     # Scores are log-likelihoods: assign without the dataset normaliser.
     normalise = False
-    # Nothing is trained: no network, optimizer or fit step.
-    model = None
-    optimizer = None
-    step = None
-
-    def init(self, key: jax.Array, example: jax.Array) -> Stack:
-        del key, example
-        return Stack(params={}, model_state={}, opt_state=())
-
-    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
-            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
-        del gen, x, key, init_key, active
-        return disc, {}
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del disc

@@ -14,14 +14,14 @@ import dataclasses
 
 import jax
 import ml_collections
-import numpy as np
 
 from competitive_mixtures import steps
+from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
 
 
 @dataclasses.dataclass(frozen=True)
-class ExactScores:
+class ExactScores(base.Untrained):
     """Attributes:
       score: jitted `(gen, x [B, ...]) -> [B, K]` log-likelihoods, B split over devices.
     """
@@ -32,19 +32,6 @@ class ExactScores:
     kind: str = "exact"
     # Scores are log-likelihoods: assign without the dataset normaliser.
     normalise = False
-    # Nothing is trained: no network, optimizer or fit step.
-    model = None
-    optimizer = None
-    step = None
-
-    def init(self, key: jax.Array, example: jax.Array) -> Stack:
-        del key, example
-        return Stack(params={}, model_state={}, opt_state=())
-
-    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
-            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
-        del gen, x, key, init_key, active
-        return disc, {}
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del disc, key

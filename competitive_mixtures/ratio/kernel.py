@@ -43,6 +43,7 @@ import numpy as np
 from competitive_mixtures import kernels
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import stacking
+from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
 
 # Ratios are floored here before the log (the data-average of a ratio is 1).
@@ -146,7 +147,7 @@ def approximation_error(x: jax.Array, samples: jax.Array, key: jax.Array, eps: f
 
 
 @dataclasses.dataclass(frozen=True)
-class KernelRatio:
+class KernelRatio(base.Untrained):
     """Eq. (1) for every component from fresh samples at each assignment pass.
 
     Nothing is trained: the state is an empty `Stack`.
@@ -156,20 +157,8 @@ class KernelRatio:
     gen_model: object
     mesh: object
     kind: str = "kernel"
-    # Nothing is trained: no network, optimizer, fit step or batch scorer.
-    model = None
-    optimizer = None
-    step = None
+    # No batch scorer: the ratios come from one solve over all points.
     score = None
-
-    def init(self, key: jax.Array, example: jax.Array) -> Stack:
-        del key, example
-        return Stack(params={}, model_state={}, opt_state=())
-
-    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
-            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
-        del gen, x, key, init_key, active
-        return disc, {}
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del disc

@@ -136,7 +136,7 @@ def make_scorer(model: LinenModel, mesh, data_class: bool = True) -> Callable:
 
 
 @dataclasses.dataclass(frozen=True)
-class MultiClassifier:
+class MultiClassifier(base.Trained):
     """Attributes:
       model: the (K+1)-way classifier; `optimizer` its optimizer (`config.disc`).
       step: its jitted chunked fit step (`make_step`); `score` its scorer.
@@ -158,19 +158,13 @@ class MultiClassifier:
     def init(self, key: jax.Array, example: jax.Array) -> Stack:
         return stacking.init(self.model, self.optimizer, key[None], example)
 
-    def fit(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array,
-            init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
-        """`disc.epochs` passes over the data, as many steps as one binary discriminator."""
-        if self.config.disc.reinit_each_round:
-            disc = self.init(init_key, base.example_batch(x, init_key))
-        num_steps = np.array([binary.fit_steps(self.config, x.shape[0])])
-        disc, loss = steps.run_chunks(self.step, disc, num_steps, self.config.steps_per_chunk,
-                                     key, gen, x, jnp.asarray(active, bool))
-        return disc, {"classifier_loss": base.losses(loss)[0]}
+    def fit_plan(self, x, active: np.ndarray):
+        """As many steps as one binary discriminator; inactive classes are left out."""
+        return (np.array([binary.fit_steps(self.config, x.shape[0])]),
+                self.config.steps_per_chunk, 1, (jnp.asarray(active, bool),))
 
-    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
-        del gen, key
-        return steps.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
+    def fit_record(self, loss: np.ndarray) -> dict:
+        return {"classifier_loss": base.losses(loss)[0]}
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
