@@ -1,6 +1,9 @@
-"""Training strategies: how points are first split and whether they move.
+"""Training strategies: how points are first split and how they move after each M-step.
 
-The strategies share the whole loop; they differ only in what is here. The
+The strategies share the whole loop; they differ only in what is here:
+the initial split, the mixture weights, and the end of a round
+(`Strategy.end_round`: the competition's assignment pass, or boosting's
+component-adding). The
 boosting strategy (AdaGAN) adds components one at a time: its sets give the
 component being added an explicit list of points drawn with the data weights
 of `boosting.py`, and every other component an empty set, so the shared
@@ -10,11 +13,25 @@ M-step trains that component alone (the others take 0 steps).
 from __future__ import annotations
 
 import dataclasses
+import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 
 from competitive_mixtures import assign
+from competitive_mixtures import boosting
+
+
+class RoundKeys(NamedTuple):
+    """The random keys of a round's end: the estimator's fit, its re-initialisation,
+    and its scores (with boosting's draws)."""
+
+    fit: jax.Array
+    init: jax.Array
+    ratio: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +90,83 @@ class Strategy:
         if self.reassigns:
             return count / jnp.sum(count)
         return jnp.full(count.shape, 1.0 / count.shape[0])
+
+    def end_round(self, config: ml_collections.ConfigDict, programs, state, gen, x,
+                  keys: RoundKeys, record: dict):
+        """What follows the M-step of round `state.round`: (disc, owner, alpha, sets).
+
+        Competitive: the assignment pass (`reassign`). Boosting: at the end of a
+        stage, the component just trained joins the mixture (`add_component`).
+        Bagging, single and boosting within a stage: nothing moves.
+        """
+        if self.reassigns:
+            return reassign(config, programs, state, gen, x, keys, record)
+        if self.boosts and boosting.stage_ends(int(state.round), config.num_rounds,
+                                               config.num_components):
+            return add_component(config, programs, state, gen, x, keys, record)
+        return state.disc, state.owner, state.alpha, state.sets
+
+
+def reassign(config: ml_collections.ConfigDict, programs, state, gen, x, keys: RoundKeys,
+             record: dict):
+    """The competition (Algorithm 1, steps 2-3): the ratio estimator is fitted to the
+    data vs every component, and every point goes to its best component
+    (`assign.assign`, with load balancing). Returns (disc, owner, alpha, sets);
+    `record` gets the fit's losses and the seconds of both steps."""
+    tick = time.perf_counter()
+    disc, fitted = programs.ratio.fit(state.disc, gen, x, keys.fit, keys.init,
+                                      np.ones(config.num_components, bool))
+    record.update(fitted)
+    jax.block_until_ready(disc)
+    record["seconds_disc"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    scores = programs.ratio.log_ratios(disc, gen, x, keys.ratio)
+    result, sets = programs.assigner(scores)
+    jax.block_until_ready(result.owner)
+    record["seconds_assign"] = time.perf_counter() - tick
+    return disc, result.owner, result.alpha, sets
+
+
+def add_component(config: ml_collections.ConfigDict, programs, state, gen, x,
+                  keys: RoundKeys, record: dict):
+    """The end of a boosting stage (AdaGAN): the component just trained joins the mixture.
+
+    alpha <- (1 - beta_t) alpha + beta_t e_t; the ratio estimator is fitted to
+    the data vs the mixture's components; each point's owner becomes its most
+    responsible component; unless this was the last component, the next one's
+    training set is drawn with the AdaGAN weights (`boosting.py`). Returns
+    (disc, owner, alpha, sets); `record` gets the stage's figures.
+    """
+    r, k, n = int(state.round), config.num_components, x.shape[0]
+    c = config.boosting
+    stage = boosting.stage(r, config.num_rounds, k)
+    alpha = boosting.add_component(state.alpha, stage, boosting.beta(c.beta_schedule, stage,
+                                                                      c.beta))
+    tick = time.perf_counter()
+    disc, fitted = programs.ratio.fit(state.disc, gen, x, keys.fit, keys.init,
+                                      np.asarray(alpha) > 0)
+    record.update(fitted)
+    jax.block_until_ready(disc)
+    record["seconds_disc"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    score_key, draw_key = jax.random.split(keys.ratio)
+    log_ratio = programs.ratio.log_ratios(disc, gen, x, score_key)
+    owner = boosting.owners(log_ratio, alpha)
+    sets = state.sets
+    summary = {"stage": stage}
+    if stage + 1 < k:
+        beta_next = boosting.beta(c.beta_schedule, stage + 1, c.beta)
+        weights = boosting.next_weights(log_ratio, alpha, beta_next, c.weights)
+        sets = boosting_sets(boosting.draw_training_points(draw_key, weights, n),
+                             stage + 1, k)
+        summary.update(beta_next=beta_next, zero_weight_share=float(jnp.mean(weights == 0)),
+                       max_weight_times_n=float(jnp.max(weights)) * n)
+    jax.block_until_ready(sets)
+    record["seconds_assign"] = time.perf_counter() - tick
+    record["boosting"] = summary
+    return disc, owner, alpha, sets
 
 
 STRATEGIES = {

@@ -6,9 +6,10 @@ One round (paper, Algorithm 1):
   2. Discriminator fit: D_j learns data (whole dataset) vs samples of g_j.
   3. Assignment pass: log ratios of all N points -> owners, alphas, training sets.
 The density ratios come from the estimator `config.ratio.kind` (`ratio/`).
-Strategy 'boosting' (AdaGAN) trains one component per stage of rounds and runs
-steps 2-3 only when a stage ends, to add that component to the mixture and
-draw the next one's re-weighted data (`_add_component`).
+Steps 2-3 belong to the strategy (`strategies.py`): bagging and single skip
+them; boosting (AdaGAN) trains one component per stage of rounds and runs
+them only when a stage ends, to add that component to the mixture and draw
+the next one's re-weighted data.
 A checkpoint of the whole state is written after every round; rerunning the
 same command resumes from the newest one. What the run compiles and starts
 from is in `programs.py`, its files in `workdir.py`, the end-of-run summary
@@ -28,7 +29,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from competitive_mixtures import boosting
 from competitive_mixtures import checkpointing
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
@@ -88,47 +88,6 @@ def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
     return steps.stream_scores(programs.score, programs.mesh, stack, x, batch_size)
 
 
-def _add_component(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
-                   gen, x: points_lib.Data, disc_key, init_key, ratio_key, record: dict):
-    """The end of a boosting stage (AdaGAN): the component just trained joins the mixture.
-
-    alpha <- (1 - beta_t) alpha + beta_t e_t; the ratio estimator is fitted to
-    the data vs the mixture's components; each point's owner becomes its most
-    responsible component; unless this was the last component, the next one's
-    training set is drawn with the AdaGAN weights (`boosting.py`). Returns
-    (disc, owner, alpha, sets); `record` gets the stage's figures.
-    """
-    r, k, n = int(state.round), config.num_components, x.shape[0]
-    c = config.boosting
-    stage = boosting.stage(r, config.num_rounds, k)
-    alpha = boosting.add_component(state.alpha, stage, boosting.beta(c.beta_schedule, stage,
-                                                                      c.beta))
-    tick = time.perf_counter()
-    disc, fitted = programs.ratio.fit(state.disc, gen, x, disc_key, init_key,
-                                      np.asarray(alpha) > 0)
-    record.update(fitted)
-    jax.block_until_ready(disc)
-    record["seconds_disc"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    score_key, draw_key = jax.random.split(ratio_key)
-    log_ratio = programs.ratio.log_ratios(disc, gen, x, score_key)
-    owner = boosting.owners(log_ratio, alpha)
-    sets = state.sets
-    summary = {"stage": stage}
-    if stage + 1 < k:
-        beta_next = boosting.beta(c.beta_schedule, stage + 1, c.beta)
-        weights = boosting.next_weights(log_ratio, alpha, beta_next, c.weights)
-        sets = strategies.boosting_sets(boosting.draw_training_points(draw_key, weights, n),
-                                        stage + 1, k)
-        summary.update(beta_next=beta_next, zero_weight_share=float(jnp.mean(weights == 0)),
-                       max_weight_times_n=float(jnp.max(weights)) * n)
-    jax.block_until_ready(sets)
-    record["seconds_assign"] = time.perf_counter() - tick
-    record["boosting"] = summary
-    return disc, owner, alpha, sets
-
-
 def m_step_counts(config: ml_collections.ConfigDict, set_sizes: np.ndarray, epochs: int,
                   round_index: int, num_points: int) -> np.ndarray:
     """`[K]` M-step steps of each component this round.
@@ -146,8 +105,9 @@ def m_step_counts(config: ml_collections.ConfigDict, set_sizes: np.ndarray, epoc
 
 def run_round(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
               x: points_lib.Data) -> tuple[MixtureState, dict]:
-    """One round: M-step, discriminator fit, assignment pass. Returns the new state and
-    the round's record for `metrics.jsonl`.
+    """One round: the M-step, then the strategy's end of round (for competition the
+    ratio estimator's fit and the assignment pass, see `strategies.Strategy.end_round`).
+    Returns the new state and the round's record for `metrics.jsonl`.
 
     `x` holds the N training points: `points.Points` split over the devices
     (what `train_and_evaluate` passes), or an array replicated on them.
@@ -179,25 +139,10 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     jax.block_until_ready(gen)
     record["seconds_m_step"] = time.perf_counter() - start
 
-    disc, owner, alpha, sets = state.disc, state.owner, state.alpha, state.sets
     ratio_key = jax.random.fold_in(jax.random.fold_in(state.rng, r), programs_lib.RATIO_STREAM)
-    if programs.strategy.reassigns:
-        tick = time.perf_counter()
-        disc, fitted = programs.ratio.fit(disc, gen, x, disc_key, reinit_key,
-                                          np.ones(k, bool))
-        record.update(fitted)
-        jax.block_until_ready(disc)
-        record["seconds_disc"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        scores = programs.ratio.log_ratios(disc, gen, x, ratio_key)
-        result, sets = programs.assigner(scores)
-        owner, alpha = result.owner, result.alpha
-        jax.block_until_ready(owner)
-        record["seconds_assign"] = time.perf_counter() - tick
-    elif programs.strategy.boosts and boosting.stage_ends(r, config.num_rounds, k):
-        disc, owner, alpha, sets = _add_component(config, programs, state, gen, x, disc_key,
-                                                  reinit_key, ratio_key, record)
+    disc, owner, alpha, sets = programs.strategy.end_round(
+        config, programs, state, gen, x, strategies.RoundKeys(disc_key, reinit_key, ratio_key),
+        record)
 
     # One placement for the whole state, so every round calls the steps with
     # the same input shardings (no recompilation).
