@@ -53,7 +53,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import psutil
+
+try:
+    import psutil
+except ImportError:  # The bench's memory figures need it; the product does not.
+    raise SystemExit("the bench needs psutil: pip install -e '.[bench]'") from None
 
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import experiments
