@@ -309,3 +309,17 @@ def test_discriminator_input_blur_changes_only_the_input():
                                plain.apply(params, conv.gaussian_blur(x, 1.0)), rtol=1e-5,
                                atol=1e-6)
     assert not np.allclose(blurred.apply(params, x), plain.apply(params, x))
+
+
+def test_threaded_decoding_equals_one_thread():
+    """Records read by several threads land in the same rows as read by one."""
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (30, 218, 178, 3), np.uint8)
+    source = [{'image': face} for face in faces]
+    index = np.arange(30)[::-1].copy()
+    slots = rng.permutation(30)
+    one = images._decode(source, index, 'celeb_a', 32, 'train', slots=slots, workers=1)
+    many = images._decode(source, index, 'celeb_a', 32, 'train', slots=slots, workers=4)
+    np.testing.assert_array_equal(one[0], many[0])
+    np.testing.assert_array_equal(one[1], many[1])
+    np.testing.assert_array_equal(one[0][slots[0]], images._celeba_preprocess(faces[29], 32))

@@ -13,6 +13,7 @@ per value; the models divide by 255 inside the network.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
 import time
@@ -211,36 +212,56 @@ def _celeba_preprocess(image: np.ndarray, image_size: int) -> np.ndarray:
     return np.asarray(resized, np.uint8)
 
 
+def decode_workers() -> int:
+    """Threads that read and decode records: image decoding and resizing (Pillow)
+    release the GIL, so threads use every core."""
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def _read(source, index: int, name: str, image_size: int) -> tuple[np.ndarray, int]:
+    """One record: its uint8 image (CelebA: cropped and resized) and its label (-1 if none)."""
+    example = source[int(index)]
+    image = np.asarray(example['image'], np.uint8)
+    if name == 'celeb_a':
+        image = _celeba_preprocess(image, image_size)
+    return image, int(example['label']) if name == 'mnist' else -1
+
+
 def _decode(source, indices: np.ndarray, name: str, image_size: int, what: str,
-            slots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            slots: np.ndarray | None = None,
+            workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Reads records `indices` `[n]` of a data source into uint8 `[n, H, W, C]`, int32 `[n]`.
 
     Record `indices[i]` lands in row `slots[i]` (default `i`): reading in file
     order while writing in a shuffled order avoids a copy of the whole set.
+    `workers` threads (default `decode_workers()`) read blocks of records in
+    parallel; the result does not depend on their number.
     """
     n = indices.shape[0]
     if slots is None:
         slots = np.arange(n)
+    workers = decode_workers() if workers is None else workers
     images = labels = None
-    step = max(1, n // 10)
+    block = 64 * workers
     start = time.time()
-    for i, index in enumerate(indices):
-        # One record at a time: `__getitems__` is not covered by tfds's mocks,
-        # and the per-record cost is small next to image decoding.
-        example = source[int(index)]
-        image = np.asarray(example['image'], np.uint8)
-        if name == 'celeb_a':
-            image = _celeba_preprocess(image, image_size)
-        if images is None:
-            # Preallocate once the shape is known: no list of n arrays.
-            images = np.empty((n, *image.shape), np.uint8)
-            labels = np.full((n,), -1, np.int32)
-        images[slots[i]] = image
-        if name == 'mnist':
-            labels[slots[i]] = int(example['label'])
-        if (i + 1) % step == 0 or i + 1 == n:
-            logging.info('%s %s: decoded %d/%d images (%.0f%%, %.1fs)', name, what, i + 1, n,
-                         100.0 * (i + 1) / n, time.time() - start)
+    last_log = 0
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for begin in range(0, n, block):
+            # One record per call: `__getitems__` is not covered by tfds's mocks.
+            read = functools.partial(_read, source, name=name, image_size=image_size)
+            for i, (image, label) in enumerate(pool.map(read, indices[begin:begin + block]),
+                                               begin):
+                if images is None:
+                    # Preallocate once the shape is known: no list of n arrays.
+                    images = np.empty((n, *image.shape), np.uint8)
+                    labels = np.full((n,), -1, np.int32)
+                images[slots[i]] = image
+                labels[slots[i]] = label
+            done = min(begin + block, n)
+            if done - last_log >= max(1, n // 10) or done == n:
+                last_log = done
+                logging.info('%s %s: decoded %d/%d images (%.0f%%, %.1fs)', name, what, done,
+                             n, 100.0 * done / n, time.time() - start)
     return images, labels
 
 
