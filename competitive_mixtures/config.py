@@ -17,14 +17,17 @@ import ml_collections
 
 from competitive_mixtures import boosting
 from competitive_mixtures import errors
+from competitive_mixtures import ratio
+from competitive_mixtures import strategies
 from competitive_mixtures.models.vae import LOG_VAR_MAX, LOG_VAR_MIN
 from competitive_mixtures.stacking import STACK_MODES
 
-STRATEGIES = ("competitive", "bagging", "single", "boosting")
+# Allowed names come from the registries that build them.
+STRATEGIES = tuple(strategies.STRATEGIES)
 STEP_BUDGETS = ("epochs", "equal")
 INIT_SPLITS = ("uniform", "kmeans")
 SEQUENTIAL_FAMILIES = ("vae", "conv_vae")
-RATIO_KINDS = ("discriminator", "kernel", "multiclass", "posterior", "elbo", "exact")
+RATIO_KINDS = tuple(ratio.KINDS)
 MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
 # Families with networks for both vector and image data.
 ANY_DATA_FAMILIES = ("gan", "avb", "gram")

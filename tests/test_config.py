@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from competitive_mixtures import config as config_lib
-from competitive_mixtures import ratio, strategies, train
+from competitive_mixtures import train
 from conftest import REPO, load_config
 
 
@@ -135,9 +135,3 @@ def test_config_of_an_older_run_gets_new_fields_as_defaults():
     assert restored.gan.clip == config_lib.base_config().gan.clip
     assert restored.model.hidden == (128, 128)  # JSON lists become the tuples they were.
     config_lib.validate(restored)
-
-
-def test_allowed_names_match_the_registries():
-    """Validation's tuples of allowed names and the registries that build them agree."""
-    assert set(config_lib.RATIO_KINDS) == set(ratio.KINDS)
-    assert set(config_lib.STRATEGIES) == set(strategies.STRATEGIES)
