@@ -161,3 +161,24 @@ def test_mode_coverage_table_gives_worst_seeds_verdicts_and_every_seed(tmp_path)
     assert "not established (1/3 seeds, mean +0.07)" in text
     assert "beats (3/3 seeds, mean +1.00)" in text  # KDE.
     assert "| ring | modes covered | 8.00 / 8.00 | 8.00 / 2.00 | 8.00 / 8.00 |" in text
+
+
+def test_ratios_tables_give_worst_seeds_and_verdicts_against_the_papers_estimator(tmp_path):
+    def run(kde, coverage, nmi):
+        return {"kde": {"log_likelihood": kde}, "coverage": {"coverage": coverage},
+                "clustering": {"nmi": nmi}}
+
+    results = {"modes3": {"competitive": [run(-4.0, 0.9, 1.0), run(-4.1, 0.8, 0.9)],
+                          "kernel": [run(-4.2, 0.9, 0.9), run(-4.0, 0.9, 0.8)]}}
+    seconds = {"modes3": {"competitive": [1.0, 1.2], "kernel": [3.0, 3.2]}}
+    (tmp_path / "in.json").write_text(json.dumps([results, seconds]))
+    script = ("import json, sys; from competitive_mixtures.experiments import ratios; "
+              "r, s = json.load(open(sys.argv[1])); "
+              "ratios.write_tables(r, s, [], [], 2, 'quick', sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.json"),
+                    str(tmp_path / "ratios.md")], cwd=REPO, check=True, timeout=120)
+    text = (tmp_path / "ratios.md").read_text()
+    assert "| modes3 | -4.05 +- 0.05 (worst -4.10) | -4.10 +- 0.10 (worst -4.20) |" in text
+    # KDE: one seed won, one lost; NMI: both won.
+    assert "| modes3 | not established (1/2 seeds, mean +0.05) |" in text
+    assert "| modes3 | beats (2/2 seeds, mean +0.10) |" in text
