@@ -91,7 +91,8 @@ def classifier_loss(model: LinenModel, data_class: bool = True) -> Callable:
 def make_step(model: LinenModel, gen_model, optimizer: optax.GradientTransformation,
               batch_size: int, chunk: int, mesh, unroll: bool = False,
               data_class: bool = True) -> Callable:
-    """The classifier's fit: each step B data points and B samples of every component.
+    """The classifier's fit: each step B data points and B samples of every component
+    (without `data_class` the data points are drawn but not used).
 
     Returns a jitted
     `step(disc, gen, x, active [K], num_steps [1], offset, key) -> (disc, loss_sum [1], steps [1])`
@@ -138,7 +139,8 @@ def make_scorer(model: LinenModel, mesh, data_class: bool = True) -> Callable:
 @dataclasses.dataclass(frozen=True)
 class MultiClassifier(base.Trained):
     """Attributes:
-      model: the (K+1)-way classifier; `optimizer` its optimizer (`config.disc`).
+      model: the (K+1)-way (or, for the posterior kind, K-way) classifier;
+        `optimizer` its optimizer (`config.disc`).
       step: its jitted chunked fit step (`make_step`); `score` its scorer.
     """
 
