@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -10,6 +11,7 @@ import jax
 import numpy as np
 
 from competitive_mixtures import errors
+from competitive_mixtures import stacking
 from competitive_mixtures import steps
 
 
@@ -17,6 +19,14 @@ from competitive_mixtures import steps
 SAMPLE_BLOCK = 4096
 # Images per component in the sample grids.
 GRID_COLUMNS = 10
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num"))
+def per_component(model, gen, key: jax.Array, num: int) -> jax.Array:
+    """`[K, num, *data_shape]`: `num` samples of every component, component j drawn
+    with the j-th key of `jax.random.split(key, K)`."""
+    k = jax.tree.leaves(gen.params)[0].shape[0]
+    return stacking.sample(model, gen, jax.random.split(key, k), num)
 
 
 def draw_samples(model, gen, alpha, key: jax.Array, num_samples: int,

@@ -26,7 +26,6 @@ from competitive_mixtures import errors
 from competitive_mixtures import plots
 from competitive_mixtures import programs as programs_lib
 from competitive_mixtures import sampling
-from competitive_mixtures import stacking
 
 # Summary keys left out: bookkeeping, not measurements.
 SKIPPED = ("round", "pretrain")
@@ -112,18 +111,16 @@ class Writer:
         self._writer.close()
 
 
-def write_round(writer: Writer, config, programs, state, data_shape: tuple[int, ...],
+def write_round(writer: Writer, programs, state, data_shape: tuple[int, ...],
                 record: dict[str, Any]) -> None:
     """The summaries of one finished round (`record` as in metrics.jsonl)."""
     step = int(record["round"])
     writer.scalars(step, record)
-    k = config.num_components
     key = jax.random.fold_in(jax.random.fold_in(state.rng, programs_lib.EVAL_STREAM), step)
     if len(data_shape) == 3:
-        grid = stacking.sample(programs.gen_model, state.gen, jax.random.split(key, k),
-                               sampling.GRID_COLUMNS)
+        grid = sampling.per_component(programs.gen_model, state.gen, key, sampling.GRID_COLUMNS)
         writer.image(step, "samples", image_grid(np.asarray(grid)))
     elif data_shape == (2,):
-        points = stacking.sample(programs.gen_model, state.gen, jax.random.split(key, k), 256)
+        points = sampling.per_component(programs.gen_model, state.gen, key, 256)
         writer.image(step, "samples", scatter(np.asarray(points)))
     writer.flush()

@@ -295,8 +295,8 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
             work.save_npz("assignments.npz", assignment=np.asarray(state.owner, np.int32),
                           label=dataset.label.astype(np.int32))
             if writer:
-                tensorboard_log.write_round(writer, config, programs, state,
-                                            dataset.data_shape, record)
+                tensorboard_log.write_round(writer, programs, state, dataset.data_shape,
+                                            record)
             logging.info("round %d of %d (%.1fs, %s): counts %s alphas %s gen loss %s%s",
                          record["round"], last_round, record["seconds"],
                          _time_left(records, last_round), record["counts"],

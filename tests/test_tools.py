@@ -116,6 +116,18 @@ def test_table1_end_to_end_tiny(tmp_path):
     assert "[-4.59]" in text  # The paper's value sits beside ours.
 
 
+def _table(tmp_path, module: str, call: str, inputs) -> str:
+    """The table `experiments.MODULE` writes for `inputs`: `call` runs with `inputs` (from
+    JSON) and `path` bound, in a subprocess, since each experiment module defines the
+    same absl flags."""
+    (tmp_path / "inputs.json").write_text(json.dumps(inputs))
+    script = (f"import json, sys; from competitive_mixtures.experiments import {module}; "
+              f"inputs = json.load(open(sys.argv[1])); path = sys.argv[2]; {call}")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "inputs.json"),
+                    str(tmp_path / "table.md")], cwd=REPO, check=True, timeout=120)
+    return (tmp_path / "table.md").read_text()
+
+
 def test_digits_table_gives_per_seed_values_and_paired_verdicts(tmp_path):
     def run(nmi, fid, k=10):
         return {"num_components": k, "clustering": {"nmi": nmi}, "alphas": [0.02] * k,
@@ -124,14 +136,8 @@ def test_digits_table_gives_per_seed_values_and_paired_verdicts(tmp_path):
 
     results = {"competitive": [run(0.6, 50.0), run(0.5, 60.0), run(0.55, 70.0)],
                "vae8": [run(0.0, 80.0, 1), run(0.0, 55.0, 1), run(0.0, 90.0, 1)]}
-    (tmp_path / "results.json").write_text(json.dumps(results))
-    # In a subprocess: each experiment module defines the same absl flags.
-    script = ("import json, sys; from competitive_mixtures.experiments import digits; "
-              "digits.write_table(json.load(open(sys.argv[1])), [0.49, 0.48, 0.50], 3, "
-              "sys.argv[2])")
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "results.json"),
-                    str(tmp_path / "digits.md")], cwd=REPO, check=True, timeout=120)
-    text = (tmp_path / "digits.md").read_text()
+    text = _table(tmp_path, "digits", "digits.write_table(inputs, [0.49, 0.48, 0.50], 3, path)",
+                  results)
     assert "| competitive | 0.55 +- 0.04 (worst 0.50)" in text
     assert "| KMeans (pixels) | 0.49 +- 0.01 (worst 0.48)" in text
     assert "- competitive vs KMeans, NMI: " + experiments.verdict([0.6, 0.5, 0.55],
@@ -148,12 +154,8 @@ def test_mode_coverage_table_gives_worst_seeds_verdicts_and_every_seed(tmp_path)
 
     results = {"ring": {"competitive": [run(8, 0.6, 1.0), run(8, 0.7, 2.0), run(8, 0.5, 1.5)],
                         "single": [run(8, 0.7, 0.5), run(2, 0.1, 0.0), run(8, 0.8, 1.0)]}}
-    (tmp_path / "results.json").write_text(json.dumps(results))
-    script = ("import json, sys; from competitive_mixtures.experiments import mode_coverage; "
-              "mode_coverage.write_table(json.load(open(sys.argv[1])), 3, 'ns', sys.argv[2])")
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "results.json"),
-                    str(tmp_path / "table.md")], cwd=REPO, check=True, timeout=120)
-    text = (tmp_path / "table.md").read_text()
+    text = _table(tmp_path, "mode_coverage", "mode_coverage.write_table(inputs, 3, 'ns', path)",
+                  results)
     # Coverage: one seed won, two tied; share: won 1 of 3, mean behind.
     assert ("| ring (K=8) | modes covered | 8.00 +- 0.00 (worst 8.00) | 6.00 +- 2.83 (worst "
             "2.00) | not established (1/3 seeds, 2 tied, mean +2.00) |") in text
@@ -171,13 +173,9 @@ def test_ratios_tables_give_worst_seeds_and_verdicts_against_the_papers_estimato
     results = {"modes3": {"competitive": [run(-4.0, 0.9, 1.0), run(-4.1, 0.8, 0.9)],
                           "kernel": [run(-4.2, 0.9, 0.9), run(-4.0, 0.9, 0.8)]}}
     seconds = {"modes3": {"competitive": [1.0, 1.2], "kernel": [3.0, 3.2]}}
-    (tmp_path / "in.json").write_text(json.dumps([results, seconds]))
-    script = ("import json, sys; from competitive_mixtures.experiments import ratios; "
-              "r, s = json.load(open(sys.argv[1])); "
-              "ratios.write_tables(r, s, [], [], 2, 'quick', sys.argv[2])")
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.json"),
-                    str(tmp_path / "ratios.md")], cwd=REPO, check=True, timeout=120)
-    text = (tmp_path / "ratios.md").read_text()
+    text = _table(tmp_path, "ratios",
+                  "ratios.write_tables(inputs[0], inputs[1], [], [], 2, 'quick', path)",
+                  [results, seconds])
     assert "| modes3 | -4.05 +- 0.05 (worst -4.10) | -4.10 +- 0.10 (worst -4.20) |" in text
     # KDE: one seed won, one lost; NMI: both won.
     assert "| modes3 | not established (1/2 seeds, mean +0.05) |" in text

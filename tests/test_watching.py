@@ -24,7 +24,8 @@ def test_flatten_keeps_finite_numbers_only():
 
 
 def test_missing_tensorboard_is_a_one_line_user_error(monkeypatch, tmp_path):
-    for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"]:
+    # `None` in sys.modules makes an import raise ImportError, imported before or not.
+    for name in ["tensorboard"] + [m for m in sys.modules if m.startswith("tensorboard.")]:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(errors.UserError, match=r"pip install -e '\.\[tensorboard\]'"):
         tensorboard_log.Writer(str(tmp_path))

@@ -245,10 +245,10 @@ def _decode(source, indices: np.ndarray, name: str, image_size: int, what: str,
     block = 64 * workers
     start = time.time()
     last_log = 0
+    # One record per call: `__getitems__` is not covered by tfds's mocks.
+    read = functools.partial(_read, source, name=name, image_size=image_size)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for begin in range(0, n, block):
-            # One record per call: `__getitems__` is not covered by tfds's mocks.
-            read = functools.partial(_read, source, name=name, image_size=image_size)
             for i, (image, label) in enumerate(pool.map(read, indices[begin:begin + block]),
                                                begin):
                 if images is None:

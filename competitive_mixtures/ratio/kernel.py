@@ -42,7 +42,7 @@ import numpy as np
 
 from competitive_mixtures import kernels
 from competitive_mixtures import points as points_lib
-from competitive_mixtures import stacking
+from competitive_mixtures import sampling
 from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
 
@@ -164,17 +164,10 @@ class KernelRatio(base.Untrained):
         del disc
         c = self.config.ratio.kernel
         sample_key, solve_key = jax.random.split(key)
-        samples = _sample(self.gen_model, gen, sample_key, c.samples)
+        samples = sampling.per_component(self.gen_model, gen, sample_key, c.samples)
         return log_ratios(points_lib.full(x), samples, solve_key, eps=float(c.eps),
                           width_scale=float(c.width), exact_max=int(c.exact_max),
                           landmarks=int(c.landmarks))
-
-
-@functools.partial(jax.jit, static_argnames=("model", "num"))
-def _sample(model, gen: Stack, key: jax.Array, num: int) -> jax.Array:
-    """`[K, num, *data_shape]` samples of every component."""
-    k = jax.tree.leaves(gen.params)[0].shape[0]
-    return stacking.sample(model, gen, jax.random.split(key, k), num)
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
