@@ -6,7 +6,9 @@ must be fixed (XLA_FLAGS) before JAX starts.
 
 import os
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+# Keeps the test's other XLA flags; a later device count overrides an earlier one.
+os.environ["XLA_FLAGS"] = (f"{os.environ.get('XLA_FLAGS', '')} "
+                           "--xla_force_host_platform_device_count=8").strip()
 
 import importlib.util  # noqa: E402
 import json  # noqa: E402

@@ -11,6 +11,8 @@ import pytest
 from competitive_mixtures import bench
 from conftest import REPO
 
+pytestmark = pytest.mark.slow
+
 # The figures each section reports, whatever the sizes.
 FIGURES = {
     "memory": {"host_peak_rss_bytes", "host_rss_before_data_bytes", "host_rss_with_data_bytes",

@@ -5,12 +5,15 @@ import logging
 import os
 
 import numpy as np
+import pytest
 
 from competitive_mixtures import sampling, train
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import digit_classifier
 from competitive_mixtures.metrics import report
 from conftest import load_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_offline_digits_end_to_end(tmp_path, caplog):

@@ -15,8 +15,12 @@ import sys
 import chex
 import jax
 import numpy as np
+import pytest
 
 from competitive_mixtures import workdir as workdir_lib
+from conftest import xla_flags
+
+pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RUN = [sys.executable, "-m", "competitive_mixtures.main",
@@ -31,7 +35,7 @@ def _free_port() -> int:
 
 def _env(devices: int) -> dict:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = xla_flags(devices)
     return env
 
 

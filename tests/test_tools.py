@@ -103,6 +103,7 @@ def test_table1_tiny_resumes_after_interruption(tmp_path, monkeypatch):
     assert result["strategy"] == "bagging"
 
 
+@pytest.mark.slow
 def test_table1_end_to_end_tiny(tmp_path):
     """The 3-mode row (the 5 and 9-mode rows run the same code on other data)."""
     done = subprocess.run([sys.executable, "-m", "competitive_mixtures.experiments.table1",
