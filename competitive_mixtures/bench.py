@@ -8,7 +8,7 @@ Sections:
   round            one paper-scale round (configs/synthetic.py:modes=9,paper:
                    K=9, N=64k) split into M-step, discriminator fit and
                    assignment pass, after a warm-up round; its compile time;
-  recompilation    compilations and jit cache entries over those rounds;
+  recompilation    compilations and jit cache entries (traces) over those rounds;
   growth           round time against K and against N (table and growth.png);
   roofline         the machine's float32 matmul rate (`matmul_gflops`, a
                    2048x2048 jnp.dot, best of several): every conv figure is
@@ -35,6 +35,7 @@ structure); the tests run it and check only that structure, never a timing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -176,16 +177,22 @@ class CompileMonitor:
     _EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                "/jax/core/compile/jaxpr_to_mlir_module_duration", _BACKEND)
 
+    _TRACE = _EVENTS[0]
+
     def __init__(self):
         self.count = 0
         self.seconds = 0.0
+        # Traces by function name: each trace of a jitted function adds an entry
+        # to its cache (the public stand-in for the cache's size).
+        self.traces: collections.Counter = collections.Counter()
 
     def _listen(self, event: str, duration: float, **kwargs) -> None:
-        del kwargs
         if event in self._EVENTS:
             self.seconds += duration
         if event == self._BACKEND:
             self.count += 1
+        if event == self._TRACE:
+            self.traces[kwargs.get("fun_name")] += 1
 
     def __enter__(self) -> "CompileMonitor":
         jax.monitoring.register_event_duration_secs_listener(self._listen)
@@ -319,7 +326,10 @@ class Bench:
 # Rounds: the paper-scale round, recompilation and growth.
 
 
-_PROGRAM_NAMES = ("m_step", "disc_step", "score", "assigner")
+# The round's four compiled programs, by the name their traces carry (the
+# assignment pass scores through steps.stream_scores' jitted chunk).
+_PROGRAMS = {"m_step": "m_step", "disc_step": "disc_step", "score": "_score_chunk",
+             "assigner": "assigner"}
 _ROUND_PARTS = ("seconds_m_step", "seconds_disc", "seconds_assign")
 
 
@@ -327,13 +337,15 @@ def run_rounds(setup: Setup, timed_rounds: int) -> dict:
     """A warm-up round (pre-training, which compiles the programs), then `timed_rounds`.
 
     Returns the warm-up round's compile seconds and, per round (warm-up
-    first), its record, the compilations it caused and the jit cache sizes of
-    the four compiled programs after it.
+    first), its record, the compilations it caused and the jit cache entries
+    the four compiled programs gained in these rounds so far (each trace adds
+    one).
     """
     config, programs = setup.config, setup.programs
     state = setup.fresh_state()
     out: dict[str, Any] = {"records": [], "compiles": [], "cache_sizes": [], "n": setup.n,
                            "k": setup.k, "config": config}
+    entries = dict.fromkeys(_PROGRAMS, 0)
     for r in range(timed_rounds + 1):
         with CompileMonitor() as compiles:
             state, record = train.run_round(config, programs, state, setup.x)
@@ -341,8 +353,9 @@ def run_rounds(setup: Setup, timed_rounds: int) -> dict:
             out["compile_seconds"] = compiles.seconds
         out["records"].append(record)
         out["compiles"].append(compiles.count)
-        out["cache_sizes"].append({name: getattr(programs, name)._cache_size()
-                                   for name in _PROGRAM_NAMES})
+        entries = {name: entries[name] + compiles.traces[traced]
+                   for name, traced in _PROGRAMS.items()}
+        out["cache_sizes"].append(entries)
     return out
 
 
@@ -388,7 +401,7 @@ def recompilation_section(bench: Bench) -> dict:
     k, n, batch = rounds["k"], rounds["n"], rounds["config"].batch_size
     totals = [sum(sizes.values()) for sizes in rounds["cache_sizes"]]
     by_function = {name: [sizes[name] for sizes in rounds["cache_sizes"]]
-                   for name in _PROGRAM_NAMES}
+                   for name in _PROGRAMS}
     note = "per round, the warm-up (pre-training) round first"
     return {"figures": {
         "compiles_per_round": figure(rounds["compiles"], "compilations", k, n, batch,
