@@ -309,14 +309,14 @@ def make_scorer(model: LinenModel, exact: bool, mesh: Mesh, mode: str = "vmap",
 
     Returns a jitted `score(stack, x [B, ...]) -> [B, K]`, B split over devices.
     """
-    def local(stack: Stack, x: jax.Array) -> jax.Array:
+    def score(stack: Stack, x: jax.Array) -> jax.Array:
         if binarize:
             x = binarize_images(None, x)
         if exact:
             return stacking.log_likelihood(model, stack, x)
         return assign.log_ratio_from_logits(stacking.logits(model, stack, x, mode))
 
-    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
+    return jax.jit(jax.shard_map(score, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
                                  out_specs=P(sharding.AXIS)))
 
 
