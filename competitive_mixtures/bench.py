@@ -11,9 +11,11 @@ Sections:
   recompilation    compilations and jit cache entries (traces) over those rounds;
   growth           round time against K and against N (table and growth.png);
   roofline         the machine's float32 matmul rate (`matmul_gflops`, a
-                   2048x2048 jnp.dot, best of several): every conv figure is
-                   also given in GFLOP/s (FLOPs from XLA's cost analysis of
-                   the compiled step) and as a fraction of this rate;
+                   2048x2048 jnp.dot, best of several): every conv figure
+                   (training steps, the digits M-step, conv scoring) is also
+                   given in GFLOP/s (FLOPs from XLA's cost analysis of the
+                   compiled program), as a fraction of this rate, and as the
+                   rate these FLOPs would allow at it (`*_at_matmul_rate`);
   stacked_vs_loop  component-steps per second of the fused stacked M-step and
                    discriminator step against a Python loop over K separately
                    jitted one-component steps doing the same work: MLP VAE at
@@ -607,6 +609,30 @@ def _flops(jitted: Callable, *args) -> float:
     return float((analysis or {}).get("flops", float("nan")))
 
 
+def score_flops_per_point(model, stack, x: jax.Array) -> float:
+    """FLOPs of scoring one point with all K discriminators of `stack`, by XLA's cost
+    analysis of the K forward passes in straight-line code (cost analysis counts
+    a loop's body once, so the 'map' form the scorer may run would undercount)."""
+    logits = jax.jit(lambda stack, x: stacking.logits(model, stack, x, "sequential"))
+    return _flops(logits, stack, x) / x.shape[0]
+
+
+def roofline_figures(prefix: str, flops_per_point: float, points_per_second: float,
+                     matmul: float, k: Any, n: Any, batch: Any) -> dict:
+    """A conv figure against the machine's limit: achieved GFLOP/s, that rate as a
+    fraction of `matmul` GFLOP/s, and the points per second the matmul rate allows."""
+    gflops = flops_per_point * points_per_second / 1e9
+    return {
+        f"{prefix}_gflops": figure(gflops, "GFLOP/s", k, n, batch,
+                                   flops_per_point=flops_per_point),
+        f"{prefix}_matmul_fraction": figure(gflops / matmul, "x", k, n, batch,
+                                            matmul_gflops=matmul),
+        f"{prefix}_points_per_second_at_matmul_rate": figure(
+            matmul * 1e9 / flops_per_point, "points/s", k, n, batch,
+            note="the bound if these FLOPs ran at matmul_gflops"),
+    }
+
+
 def _group_args(groups: int) -> tuple:
     return () if groups == 1 else (jnp.int32(0),)
 
@@ -792,9 +818,17 @@ def stacked_vs_loop_section(bench: Bench) -> dict:
     figures.update(compare_m_step(bench.setup("digits_vmap"), 1, 1, "conv_vae_m_step_vmap",
                                   matmul))
     setup = bench.setup("digits_quick")
+    programs, k, batch = setup.programs, setup.k, setup.config.batch_size
+    images = time_m_step_images(setup, sizes.vs_loop_conv_steps, sizes.reps)
     figures["digits_m_step_images_per_second"] = figure(
-        time_m_step_images(setup, sizes.vs_loop_conv_steps, sizes.reps), "images/s", setup.k,
-        setup.n, setup.config.batch_size, stack_mode=setup.programs.gen_model.stack_mode)
+        images, "images/s", k, setup.n, batch, stack_mode=programs.gen_model.stack_mode)
+    if programs.m_chunk == 1:
+        state = setup.fresh_state()
+        per_call = _flops(programs.m_step, state.gen, setup.x, state.sets,
+                          jnp.zeros(k, jnp.int32), jnp.int32(0), jax.random.PRNGKey(0),
+                          *_group_args(programs.m_groups))
+        figures.update(roofline_figures("digits_m_step", per_call * programs.m_groups / (k * batch),
+                                        images, matmul, k, setup.n, batch))
     return {"figures": figures}
 
 
@@ -836,6 +870,11 @@ def assign_section(bench: Bench) -> dict:
             n * k / timing["seconds"], "scores/s", k, n, batch,
             score_seconds=timing["score_seconds"], assigner_seconds=timing["assigner_seconds"])
         figures[f"{model}_seconds"] = figure(timing["seconds"], "s", k, n, batch)
+        if model == "conv":
+            flops = score_flops_per_point(setup.programs.disc_model, setup.fresh_state().disc,
+                                          setup.x_host[:batch])
+            figures.update(roofline_figures("conv_score", flops, n / timing["score_seconds"],
+                                            bench.matmul_gflops(), k, n, batch))
     return {"figures": figures}
 
 
@@ -923,6 +962,7 @@ def memory_section(bench: Bench, memory_points: int | None) -> dict:
     seconds = time.perf_counter() - start
     peak = _peak_rss_bytes()
     dataset_bytes = x.nbytes
+    flops = score_flops_per_point(programs.disc_model, disc, x[:batch])
     del x
     common = dict(points_held=held, points_scored=scored)
     source = "memory_stats" if use_memory_stats else "live_arrays"
@@ -945,6 +985,8 @@ def memory_section(bench: Bench, memory_points: int | None) -> dict:
             note="at base_config().assign.batch_size; compiled only, never run"),
         "seconds": figure(seconds, "s", k, scored, batch, **common),
         "points_per_second": figure(scored / seconds, "points/s", k, scored, batch, **common),
+        **roofline_figures("score", flops, scored / seconds, bench.matmul_gflops(), k, scored,
+                           batch),
     }}
 
 
@@ -998,6 +1040,8 @@ def metadata(quick: bool, command: str) -> dict:
         "host_memory_bytes": psutil.virtual_memory().total,
         # Other processes on the machine slow every figure; a reader should know.
         "load_average_1min_at_start": os.getloadavg()[0],
+        # XLA:CPU's code generation depends on it (e.g. --xla_cpu_use_fusion_emitters).
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "quick": quick,
         "xla_optimizations": not quick,
         "command": command,

@@ -13,12 +13,19 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
+
+def roofline(prefix):
+    """A conv figure's GFLOP/s, matmul fraction and the rate the matmul rate allows."""
+    return {f"{prefix}_{name}" for name in ("gflops", "matmul_fraction",
+                                             "points_per_second_at_matmul_rate")}
+
+
 # The figures each section reports, whatever the sizes.
 FIGURES = {
     "memory": {"host_peak_rss_bytes", "host_rss_before_data_bytes", "host_rss_with_data_bytes",
                "dataset_bytes", "largest_device_buffer_bytes", "peak_live_device_bytes",
                "scores_bytes", "score_temp_bytes", "score_temp_bytes_at_default_batch",
-               "seconds", "points_per_second"},
+               "seconds", "points_per_second"} | roofline("score"),
     "round": {"round_seconds", "seconds_m_step", "seconds_disc", "seconds_assign",
               "m_step_active_fraction", "compile_seconds", "warmup_round_seconds"},
     "recompilation": {"compiles_per_round", "jit_cache_entries_per_round",
@@ -35,13 +42,14 @@ FIGURES = {
                                         "conv_vae_m_step_vmap")
                            for figure in ("stacked_gflops", "loop_gflops", "matmul_fraction",
                                           "compile_seconds")}
-                        | {"digits_m_step_images_per_second"}),
+                        | {"digits_m_step_images_per_second"} | roofline("digits_m_step")),
     "assign": {"mlp_scores_per_second", "mlp_seconds", "conv_scores_per_second",
-               "conv_seconds"},
+               "conv_seconds"} | roofline("conv_score"),
 }
 METADATA = {"device_kind", "platform", "num_devices", "jax_version", "jaxlib_version",
             "python_version", "cpu_count", "host_memory_bytes", "load_average_1min_at_start",
-            "load_average_1min_at_end", "quick", "xla_optimizations", "command", "timestamp"}
+            "load_average_1min_at_end", "xla_flags", "quick", "xla_optimizations", "command",
+            "timestamp"}
 
 
 @pytest.fixture(scope="module")
