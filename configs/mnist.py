@@ -27,19 +27,21 @@ component per iteration (the paper's CelebA schedule: an assignment every 10
 epochs); discriminators 1 epoch per iteration; Adam beta1 0.5 (as for the
 synthetic data); load balancing below 100 points.
 
-offline (without paper): a quick run for a 2-core CPU (about 8 minutes, K = 10)
-that keeps the paper's 10 pre-training epochs and 10 epochs per iteration but
-cuts the iterations to 4 and the discriminators to 8-16-32 filters, and makes
-four stated choices against the rich-get-richer starvation and the ink
-shortcut measured on the digits (the paper is silent on all four):
-components start on a k-means++ split of the pixels (init_split='kmeans',
-the synthetic preset's seeding) instead of a uniform one; every component
-with points takes the steps of N / K points per iteration
-(step_budget='equal'), so a component's budget does not follow its share;
-load balancing below N / (2K) points (225 at K = 10); and the discriminators
-see data and samples blurred by a Gaussian of 3 pixels (disc.input_blur), so
-that they tell a component's samples from the data by shape more than by
-stroke sharpness.
+offline (without paper): a quick run for a 2-core CPU (about 8 minutes, K =
+10) that keeps the paper's 10 pre-training epochs and 10 epochs per iteration
+but cuts the iterations to 4 and the discriminators to 8-16-32 filters (the
+paper's 64-128-256 step trains about 5 component-steps/s on this CPU, which
+would add about 10 minutes of discriminator fits and scoring over 4 rounds;
+see docs/performance.md), and makes four stated choices against the
+rich-get-richer starvation and the ink shortcut measured on the digits (the
+paper is silent on all four): components start on a k-means++ split of the
+pixels (init_split='kmeans', the synthetic preset's seeding) instead of a
+uniform one; every component with points takes the steps of N / K points per
+iteration (step_budget='equal'), so a component's budget does not follow its
+share; load balancing below N / (2K) points (225 at K = 10); and the
+discriminators see data and samples blurred by a Gaussian of 3 pixels
+(disc.input_blur), so that they tell a component's samples from the data by
+shape more than by stroke sharpness.
 """
 
 from competitive_mixtures import config as config_lib
