@@ -637,6 +637,15 @@ def _group_args(groups: int) -> tuple:
     return () if groups == 1 else (jnp.int32(0),)
 
 
+def m_step_flops(setup: Setup, gen: Stack, sets, key: jax.Array) -> float:
+    """FLOPs of one component-step of the stacked M-step (its programs run one step per
+    call, one call per group of components), by XLA's cost analysis."""
+    programs, k = setup.programs, setup.k
+    per_call = _flops(programs.m_step, gen, setup.x, sets, jnp.zeros(k, jnp.int32),
+                      jnp.int32(0), key, *_group_args(programs.m_groups))
+    return per_call * programs.m_groups / k
+
+
 def _rate_figures(prefix: str, flops: dict[str, float], rates: dict[str, float], k: int,
                   n: int, batch: int, matmul: float | None) -> dict:
     """Achieved GFLOP/s of each side (FLOPs per component-step x rate) and the
@@ -701,9 +710,7 @@ def compare_m_step(setup: Setup, num_steps: int, reps: int, prefix: str,
     seconds = _interleaved({"stacked": stacked, "loop": loop}, num_steps, reps)
     figures = _comparison_figures(prefix, seconds, k, setup.n, batch, num_steps)
     if programs.m_chunk == 1:
-        per_call = _flops(programs.m_step, gen, setup.x, state.sets, jnp.zeros(k, jnp.int32),
-                          jnp.int32(0), key, *group)
-        flops = {"stacked": per_call * programs.m_groups / k,
+        flops = {"stacked": m_step_flops(setup, gen, state.sets, key),
                  "loop": _flops(loop_step, components[0], setup.x_host[:batch], key,
                                 np.int32(0))}
         rates = {side: figures[f"{prefix}_{side}"]["value"] for side in flops}
@@ -824,11 +831,9 @@ def stacked_vs_loop_section(bench: Bench) -> dict:
         images, "images/s", k, setup.n, batch, stack_mode=programs.gen_model.stack_mode)
     if programs.m_chunk == 1:
         state = setup.fresh_state()
-        per_call = _flops(programs.m_step, state.gen, setup.x, state.sets,
-                          jnp.zeros(k, jnp.int32), jnp.int32(0), jax.random.PRNGKey(0),
-                          *_group_args(programs.m_groups))
-        figures.update(roofline_figures("digits_m_step", per_call * programs.m_groups / (k * batch),
-                                        images, matmul, k, setup.n, batch))
+        per_image = m_step_flops(setup, state.gen, state.sets, jax.random.PRNGKey(0)) / batch
+        figures.update(roofline_figures("digits_m_step", per_image, images, matmul, k,
+                                        setup.n, batch))
     return {"figures": figures}
 
 
