@@ -106,7 +106,8 @@ class Assignment:
 
 
 def assign(log_ratio: jax.Array, min_points: int, normalise_ratio: bool = True,
-           axis_name: str | None = None, valid: jax.Array | None = None) -> Assignment:
+           axis_name: str | None = None, valid: jax.Array | None = None,
+           active: jax.Array | None = None) -> Assignment:
     """Eqs. (2)-(5) from log density ratios `[N, K]`.
 
     With `normalise_ratio=False` the scores are used as they are: that is right
@@ -115,18 +116,26 @@ def assign(log_ratio: jax.Array, min_points: int, normalise_ratio: bool = True,
     normalising an estimated ratio, would shift components unequally.
     `min_points` is static; 0 disables load balancing. `valid` (`[N]` bool)
     marks padding rows, which must hold -inf scores; they own nothing.
+    `active` (`[K]` bool) marks the components taking part: the others win no
+    point and are never balanced (their columns may hold anything finite).
     """
     k = log_ratio.shape[1]
     log_p = normalise(log_ratio, axis_name) if normalise_ratio else log_ratio
     if valid is not None:
         log_p = jnp.where(valid[:, None], log_p, -jnp.inf)
+    if active is not None:
+        # After the normaliser: a column of -inf would normalise to NaN.
+        log_p = jnp.where(active[None, :], log_p, -jnp.inf)
     owner = owners(log_p)
     count = counts(owner, k, axis_name, valid)
     if min_points == 0:
         best = jnp.zeros((k, 1), jnp.int32)
     else:
         best = best_points(log_p, min_points, axis_name)
-    return Assignment(owner=owner, count=count, best=best, balanced=count < min_points)
+    balanced = count < min_points
+    if active is not None:
+        balanced &= active
+    return Assignment(owner=owner, count=count, best=best, balanced=balanced)
 
 
 def random_split(owner: jax.Array, num_components: int, min_points: int) -> Assignment:

@@ -38,6 +38,10 @@ IMAGE_DATASETS = ("mnist_offline", "mnist", "celeb_a")
 LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adam", "sgd")
 GAUSSIAN_MODES = (3, 5, 9)
+# Choosing K needs a log-likelihood bound (the held-out criterion) and an
+# estimator with one network (or none) per component, which a split copies.
+AUTO_K_FAMILIES = ("vae", "conv_vae", "kmeans")
+AUTO_K_RATIOS = ("discriminator", "kernel", "elbo", "exact")
 
 
 # The experiment configs of a source checkout: configs/ beside the package.
@@ -239,6 +243,33 @@ def base_config() -> ml_collections.ConfigDict:
     # vmapped: far less memory for conv discriminators on CPU.
     c.assign.sequential_components = False
 
+    c.auto_k = ml_collections.ConfigDict()
+    # Choosing K during the competition (auto_k.py): `num_components` is then
+    # the most components the run may hold (the stacked K axis never changes
+    # size), of which `initial_components` start (0 = all). After each round a
+    # move is tried: removing a component or splitting one in two; the move is
+    # kept only if the held-out criterion (the mixture's log-likelihood bound
+    # on `validation_points` held-out points, nats per point) is better by
+    # more than `min_gain` (a split) or worse by at most `min_gain` (a
+    # removal) after `trial_rounds` rounds; otherwise it is undone.
+    c.auto_k.enabled = False
+    c.auto_k.initial_components = 0
+    c.auto_k.min_gain = 0.05
+    c.auto_k.trial_rounds = 1
+    # The first round at whose end a move may start (round 0 is pre-training).
+    c.auto_k.first_round = 1
+    # A component whose share of the points stays below `prune_share` for
+    # `prune_rounds` consecutive rounds is removed at once (no trial).
+    c.auto_k.prune_share = 0.01
+    c.auto_k.prune_rounds = 2
+    # Held-out points kept aside for the criterion (at most half the held-out
+    # set); the evaluation uses the rest.
+    c.auto_k.validation_points = 2000
+    # Latent draws averaged per point in the VAE families' ELBO.
+    c.auto_k.elbo_samples = 4
+    # Std of the Gaussian noise added to the copied parameters of a split.
+    c.auto_k.split_noise = 0.01
+
     c.eval = ml_collections.ConfigDict()
     # Model samples for the end-of-run KDE log-likelihood and the figures.
     c.eval.num_samples = 10000
@@ -341,6 +372,11 @@ RANGES: dict[str, Range] = {
     "ratio.kernel.width": _POSITIVE, "ratio.kernel.exact_max": _POSITIVE_INT,
     "ratio.kernel.landmarks": _POSITIVE_INT,
     "balance.min_points": _COUNT, "assign.batch_size": _POSITIVE_INT,
+    "auto_k.initial_components": _COUNT, "auto_k.min_gain": Range(0),
+    "auto_k.trial_rounds": _POSITIVE_INT, "auto_k.first_round": _POSITIVE_INT,
+    "auto_k.prune_share": Range(0, 1, open_high=True), "auto_k.prune_rounds": _POSITIVE_INT,
+    "auto_k.validation_points": Range(2, integer=True),
+    "auto_k.elbo_samples": _POSITIVE_INT, "auto_k.split_noise": Range(0),
     # The KDE bandwidth is chosen on held-out samples: at least two.
     "eval.num_samples": Range(2, integer=True),
     "checkpoint.max_to_keep": _POSITIVE_INT,
@@ -512,6 +548,17 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  f"one of {GAN_OPTIMIZERS}")
         _require(config.gan.filters & (config.gan.filters - 1) == 0,
                  "gan.filters", config.gan.filters, "a power of two")
+    if config.auto_k.enabled:
+        _require(config.strategy == "competitive", "auto_k.enabled", True,
+                 "True only with strategy='competitive'")
+        _require(family in AUTO_K_FAMILIES, "auto_k.enabled", True,
+                 f"True only with model.family in {AUTO_K_FAMILIES} (the held-out criterion "
+                 "is a log-likelihood bound)")
+        _require(config.ratio.kind in AUTO_K_RATIOS, "ratio.kind", config.ratio.kind,
+                 f"one of {AUTO_K_RATIOS} with auto_k (one network or none per component)")
+        _require(config.auto_k.initial_components <= k, "auto_k.initial_components",
+                 config.auto_k.initial_components,
+                 f"at most num_components = {k}, the most components the run may hold")
     if config.data.name == "gaussians":
         _require(config.data.modes in GAUSSIAN_MODES, "data.modes", config.data.modes,
                  f"one of {GAUSSIAN_MODES} for data.name='gaussians'")

@@ -48,12 +48,26 @@ def owners_and_samples(path: str, x: np.ndarray, owner: np.ndarray, samples: np.
     return _save(fig, path)
 
 
-def counts_over_rounds(path: str, rounds: list[int], counts: list[list[int]]) -> str:
-    """Points owned by each component after every round (stacked area)."""
+def counts_over_rounds(path: str, rounds: list[int], counts: list[list[int]],
+                       marks: list[tuple[int, str]] = ()) -> str:
+    """Points owned by each component after every round (stacked area).
+
+    `marks`: `(round, label)` events drawn as labelled vertical lines (the
+    moves `auto_k` kept). Components that never own a point are left out.
+    """
     counts_arr = np.asarray(counts).T
+    # Slots that never owned a point (an auto_k run's spare capacity) stay
+    # out of the legend; colours stay those of the slot index.
+    used = [j for j in range(counts_arr.shape[0]) if counts_arr[j].any()] or [0]
+    colours = _colours(counts_arr.shape[0])
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.stackplot(rounds, counts_arr, colors=_colours(counts_arr.shape[0]),
-                 labels=[f"component {j}" for j in range(counts_arr.shape[0])])
+    ax.stackplot(rounds, counts_arr[used], colors=[colours[j] for j in used],
+                 labels=[f"component {j}" for j in used])
+    top = counts_arr.sum(axis=0).max() if counts_arr.size else 1
+    for i, (round_index, label) in enumerate(marks):
+        ax.axvline(round_index, color="k", lw=0.8, ls="--")
+        ax.text(round_index, top * (0.97 - 0.08 * (i % 4)), f" {label}", fontsize=7,
+                va="top", ha="left")
     ax.set_xlabel("round (0 = pre-training)")
     ax.set_ylabel("points owned")
     ax.set_title("points per component over rounds")

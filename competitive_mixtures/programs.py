@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from competitive_mixtures import auto_k
 from competitive_mixtures import models
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
@@ -53,6 +54,10 @@ class Programs:
     # The k-means model of Lemma 2: the M-step is exact (the mean of the owned
     # points), not gradient steps.
     exact: bool
+    # With `auto_k`: every component's log-likelihood bound at given points
+    # (the ELBO or exact estimator, `log_ratios(None, gen, x, key)` -> `[B, K]`),
+    # for the held-out criterion of `auto_k.py`; None otherwise.
+    likelihood: Any = None
 
 
 def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
@@ -80,7 +85,9 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
         score=estimator.score,
         assigner=steps.make_assigner(mesh, config.balance.min_points,
                                      getattr(estimator, "normalise", True)),
-        strategy=strategies.get(config.strategy), ratio=estimator, exact=exact)
+        strategy=strategies.get(config.strategy), ratio=estimator, exact=exact,
+        likelihood=(ratio_lib.make_likelihood(config, gen_model, data_shape, mesh)
+                    if config.auto_k.enabled else None))
 
 
 def init_state(config: ml_collections.ConfigDict, programs: Programs,
@@ -92,8 +99,12 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
         jax.random.fold_in(rng, INIT_STREAM), 4)
     example = ratio_lib.base.example_batch(x, example_key)
     seeded = None
+    # With auto_k only the first components start; the others wait in the stack.
+    start = auto_k.initial_count(config)
     if config.init_split == "kmeans" and programs.strategy.reassigns:
-        seeded = seeding.kmeans_owner(split_key, points_lib.full(x), k)
+        seeded = seeding.kmeans_owner(split_key, points_lib.full(x), start)
+    elif start < k:
+        seeded = programs.strategy.initial_owner(split_key, x.shape[0], start)
     owner, sets = programs.strategy.initial_sets(split_key, x.shape[0], k,
                                                  config.balance.min_points,
                                                  config.bagging.bootstrap, seeded)
@@ -102,5 +113,6 @@ def init_state(config: ml_collections.ConfigDict, programs: Programs,
         gen=stacking.init(programs.gen_model, programs.gen_optimizer,
                           jax.random.split(gen_key, k), example),
         disc=programs.ratio.init(disc_key, example),
-        owner=owner, alpha=programs.strategy.alpha(sets.count), sets=sets, rng=rng)
+        owner=owner, alpha=programs.strategy.alpha(sets.count), sets=sets, rng=rng,
+        active=auto_k.initial_active(config), search=auto_k.initial_search(config))
     return sharding.replicate(state, programs.mesh)

@@ -74,3 +74,32 @@ def kmeans_owner(key: jax.Array, x: jax.Array, k: int, restarts: int = 4,
 
     owner, inertia = jax.lax.map(one, jax.random.split(key, restarts))
     return owner[jnp.argmin(inertia)]
+
+
+@functools.partial(jax.jit, static_argnames=("iterations",))
+def split_in_two(key: jax.Array, x: jax.Array, mask: jax.Array,
+                 iterations: int = 30) -> jax.Array:
+    """2-means of the points where `mask` (`[N]` bool): `[N]` bool, True for the
+    points of the second cluster (never outside `mask`).
+
+    The first centre is a masked point drawn uniformly, the second by D^2
+    sampling among the masked points; then Lloyd's iterations on them alone.
+    Shapes do not depend on how many points are masked, so this compiles once.
+    """
+    scale = 1.0 / 255.0 if x.dtype == jnp.uint8 else 1.0
+    x = x.reshape(x.shape[0], -1).astype(jnp.float32) * scale
+    first_key, second_key = jax.random.split(key)
+    first = jax.random.categorical(first_key, jnp.where(mask, 0.0, -jnp.inf))
+    dist = jnp.sum((x - x[first]) ** 2, axis=1)
+    second = jax.random.categorical(
+        second_key, jnp.where(mask, jnp.log(jnp.maximum(dist, 1e-30)), -jnp.inf))
+    weight = mask.astype(jnp.float32)
+
+    def step(_, centres):
+        side = jnp.argmin(_sq_dist(x, centres), axis=1)
+        sums = jax.ops.segment_sum(x * weight[:, None], side, num_segments=2)
+        counts = jax.ops.segment_sum(weight, side, num_segments=2)
+        return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres)
+
+    centres = jax.lax.fori_loop(0, iterations, step, jnp.stack([x[first], x[second]]))
+    return mask & (jnp.argmin(_sq_dist(x, centres), axis=1) == 1)

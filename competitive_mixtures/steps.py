@@ -325,25 +325,29 @@ def make_assigner(mesh: Mesh, min_points: int, normalise_ratio: bool) -> Callabl
 
     N need not divide by the device count: the scores are padded with rows of
     -inf that own nothing. Returns a jitted
-    `assigner(log_ratio) -> (assign.Assignment, assign.TrainingSets)` whose
-    results equal those of `assign.assign` on one device.
+    `assigner(log_ratio, active=None) -> (assign.Assignment, assign.TrainingSets)`
+    whose results equal those of `assign.assign` on one device; `active`
+    (`[K]` bool, all when None) is an argument, so a change of the active
+    components compiles nothing.
     """
-    def local(log_ratio: jax.Array, valid: jax.Array) -> assign.Assignment:
-        return assign.assign(log_ratio, min_points, normalise_ratio, sharding.AXIS, valid)
+    def local(log_ratio: jax.Array, valid: jax.Array, active: jax.Array) -> assign.Assignment:
+        return assign.assign(log_ratio, min_points, normalise_ratio, sharding.AXIS, valid,
+                             active)
 
     per_device = jax.shard_map(
-        local, mesh=mesh, in_specs=(P(sharding.AXIS), P(sharding.AXIS)),
+        local, mesh=mesh, in_specs=(P(sharding.AXIS), P(sharding.AXIS), P()),
         out_specs=assign.Assignment(owner=P(sharding.AXIS), count=P(), best=P(), balanced=P()),
         # `best` comes from an all_gather, identical on every device by construction.
         check_vma=False)
     devices = mesh.devices.size
 
     @jax.jit
-    def assigner(log_ratio: jax.Array):
-        n = log_ratio.shape[0]
+    def assigner(log_ratio: jax.Array, active: jax.Array | None = None):
+        n, k = log_ratio.shape
         pad = -n % devices
         padded = jnp.pad(log_ratio, ((0, pad), (0, 0)), constant_values=-jnp.inf)
-        result = per_device(padded, jnp.arange(n + pad) < n)
+        active = jnp.ones((k,), bool) if active is None else active
+        result = per_device(padded, jnp.arange(n + pad) < n, active)
         result = result.replace(owner=result.owner[:n])
         return result, assign.training_sets(result)
 

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from competitive_mixtures import assign
+from competitive_mixtures import auto_k
 from competitive_mixtures import boosting
 
 
@@ -92,40 +93,52 @@ class Strategy:
         return jnp.full(count.shape, 1.0 / count.shape[0])
 
     def end_round(self, config: ml_collections.ConfigDict, programs, state, gen, x,
-                  keys: RoundKeys, record: dict):
-        """What follows the M-step of round `state.round`: (disc, owner, alpha, sets).
+                  keys: RoundKeys, record: dict, validation=None) -> dict:
+        """What follows the M-step of round `state.round`: the state's fields that
+        change (always disc, owner, alpha and sets; gen, active and search when
+        `auto_k` moves a component).
 
         Competitive: the assignment pass (`reassign`). Boosting: at the end of a
         stage, the component just trained joins the mixture (`add_component`).
         Bagging, single and boosting within a stage: nothing moves.
+        `validation`: the held-out points of `auto_k`'s criterion.
         """
         if self.reassigns:
-            return reassign(config, programs, state, gen, x, keys, record)
+            return reassign(config, programs, state, gen, x, keys, record, validation)
         if self.boosts and boosting.stage_ends(int(state.round), config.num_rounds,
                                                config.num_components):
-            return add_component(config, programs, state, gen, x, keys, record)
-        return state.disc, state.owner, state.alpha, state.sets
+            disc, owner, alpha, sets = add_component(config, programs, state, gen, x, keys,
+                                                     record)
+            return {"disc": disc, "owner": owner, "alpha": alpha, "sets": sets}
+        return {"disc": state.disc, "owner": state.owner, "alpha": state.alpha,
+                "sets": state.sets}
 
 
 def reassign(config: ml_collections.ConfigDict, programs, state, gen, x, keys: RoundKeys,
-             record: dict):
+             record: dict, validation=None) -> dict:
     """The competition (Algorithm 1, steps 2-3): the ratio estimator is fitted to the
-    data vs every component, and every point goes to its best component
-    (`assign.assign`, with load balancing). Returns (disc, owner, alpha, sets);
-    `record` gets the fit's losses and the seconds of both steps."""
+    data vs every active component, and every point goes to its best active
+    component (`assign.assign`, with load balancing); with `auto_k` the search
+    for K moves components first (`auto_k.step`). Returns the state's new
+    fields; `record` gets the fit's losses and the seconds of both steps."""
     tick = time.perf_counter()
     disc, fitted = programs.ratio.fit(state.disc, gen, x, keys.fit, keys.init,
-                                      np.ones(config.num_components, bool))
+                                      np.asarray(state.active))
     record.update(fitted)
     jax.block_until_ready(disc)
     record["seconds_disc"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     scores = programs.ratio.log_ratios(disc, gen, x, keys.ratio)
-    result, sets = programs.assigner(scores)
-    jax.block_until_ready(result.owner)
+    if config.auto_k.enabled:
+        fields = auto_k.step(config, programs, state, gen, disc, scores, x, validation,
+                             jax.random.fold_in(keys.ratio, 1), record)
+    else:
+        result, sets = programs.assigner(scores, state.active)
+        fields = {"disc": disc, "owner": result.owner, "alpha": result.alpha, "sets": sets}
+    jax.block_until_ready(fields["owner"])
     record["seconds_assign"] = time.perf_counter() - tick
-    return disc, result.owner, result.alpha, sets
+    return fields
 
 
 def add_component(config: ml_collections.ConfigDict, programs, state, gen, x,

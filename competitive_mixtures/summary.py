@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from competitive_mixtures import auto_k
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import plots
 from competitive_mixtures import points as points_lib
@@ -58,7 +59,8 @@ def finish(config, programs: programs_lib.Programs, state: MixtureState, dataset
     summary: dict[str, Any] = {
         "rounds": int(state.round),
         "counts": np.bincount(np.asarray(state.owner), minlength=config.num_components).tolist(),
-        "alphas": [float(a) for a in np.asarray(state.alpha)]}
+        "alphas": [float(a) for a in np.asarray(state.alpha)],
+        "active_components": int(np.sum(state.active))}
     summary["kde"] = kde.kde_log_likelihood(samples, data_lib.to_data_space(dataset.heldout_x))
     logging.info("KDE log-likelihood of %d held-out points under %d mixture samples: %.4f "
                  "(bandwidth %.4g chosen on held-out samples)", len(dataset.heldout_x),
@@ -103,7 +105,7 @@ def _figures(config, state: MixtureState, dataset, work: workdir_lib.Workdir,
     if all_x is not None:
         plots.owners_and_samples(os.path.join(work.figures, "owners_and_samples.png"),
                                  all_x, owner, samples, component, np.asarray(state.alpha),
-                                 title=f"{config.strategy}, K={config.num_components}, "
+                                 title=f"{config.strategy}, K={int(np.sum(state.active))}, "
                                        f"after round {int(state.round) - 1}")
     if per_component is not None:
         plots.component_grids(os.path.join(work.figures, "components.png"), per_component,
@@ -130,4 +132,5 @@ def _figures(config, state: MixtureState, dataset, work: workdir_lib.Workdir,
                                       title="samples after pre-training (round 0)")
     if records:  # metrics.jsonl may have been lost; the checkpoint alone resumes.
         plots.counts_over_rounds(os.path.join(work.figures, "counts.png"),
-                                 [r["round"] for r in records], [r["counts"] for r in records])
+                                 [r["round"] for r in records], [r["counts"] for r in records],
+                                 auto_k.event_marks(records))

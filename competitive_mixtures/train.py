@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from competitive_mixtures import auto_k
 from competitive_mixtures import checkpointing
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
@@ -89,28 +90,32 @@ def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
 
 
 def m_step_counts(config: ml_collections.ConfigDict, set_sizes: np.ndarray, epochs: int,
-                  round_index: int, num_points: int) -> np.ndarray:
+                  round_index: int, num_points: int, num_active: int | None = None) -> np.ndarray:
     """`[K]` M-step steps of each component this round.
 
     'epochs' (the paper): `epochs` passes over the component's own training
     set, so a component's budget grows with its share. 'equal': every
     component with a non-empty set takes the steps of `epochs` passes over an
-    equal share N/K, whatever its share; pre-training (round 0) keeps 'epochs'.
+    equal share N/K (K the active components, `num_active`, all by default),
+    whatever its share; pre-training (round 0) keeps 'epochs'.
     """
     if config.step_budget == "equal" and round_index > 0:
-        equal = np.ceil(epochs * num_points / (config.num_components * config.batch_size))
+        k = config.num_components if num_active is None else num_active
+        equal = np.ceil(epochs * num_points / (k * config.batch_size))
         return np.where(set_sizes > 0, equal, 0).astype(np.int64)
     return np.ceil(epochs * set_sizes / config.batch_size).astype(np.int64)
 
 
 def run_round(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
-              x: points_lib.Data) -> tuple[MixtureState, dict]:
+              x: points_lib.Data, validation: np.ndarray | None = None
+              ) -> tuple[MixtureState, dict]:
     """One round: the M-step, then the strategy's end of round (for competition the
     ratio estimator's fit and the assignment pass, see `strategies.Strategy.end_round`).
     Returns the new state and the round's record for `metrics.jsonl`.
 
     `x` holds the N training points: `points.Points` split over the devices
     (what `train_and_evaluate` passes), or an array replicated on them.
+    `validation`: the held-out points of `auto_k`'s criterion (`auto_k.split_heldout`).
     """
     r = int(state.round)
     k = config.num_components
@@ -127,7 +132,8 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         gen = gen.replace(params={**gen.params, "mu": mu})
         gen_loss = np.zeros(k)
     else:
-        num_steps = m_step_counts(config, np.asarray(state.sets.size), epochs, r, x.shape[0])
+        num_steps = m_step_counts(config, np.asarray(state.sets.size), epochs, r, x.shape[0],
+                                  int(np.sum(state.active)))
         gen, gen_loss = run_m_step(programs, gen, num_steps, m_key, x, state.sets,
                                    label=f"round {r} {'pre-training' if r == 0 else 'M-step'}")
     gen, reset = _reset_broken(programs, state, gen, gen_loss, reset_key, x)
@@ -140,21 +146,21 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     record["seconds_m_step"] = time.perf_counter() - start
 
     ratio_key = jax.random.fold_in(jax.random.fold_in(state.rng, r), programs_lib.RATIO_STREAM)
-    disc, owner, alpha, sets = programs.strategy.end_round(
+    fields = programs.strategy.end_round(
         config, programs, state, gen, x, strategies.RoundKeys(disc_key, reinit_key, ratio_key),
-        record)
+        record, validation)
 
     # One placement for the whole state, so every round calls the steps with
     # the same input shardings (no recompilation).
     state = sharding.replicate(
-        state.replace(round=jnp.int32(r + 1), gen=gen, disc=disc, owner=owner, alpha=alpha,
-                      sets=sets),
-        programs.mesh)
+        state.replace(**{"gen": gen, **fields, "round": jnp.int32(r + 1)}), programs.mesh)
     # Read from the replicated state: on several hosts the assignment pass's
     # outputs span devices this process cannot address.
     record["counts"] = np.bincount(np.asarray(state.owner), minlength=k).tolist()
     record["alphas"] = [float(a) for a in np.asarray(state.alpha)]
     record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(state.sets.balanced))]
+    if config.auto_k.enabled:
+        record["active"] = [int(j) for j in np.flatnonzero(np.asarray(state.active))]
     record["seconds"] = time.perf_counter() - start
     return state, record
 
@@ -180,7 +186,7 @@ def check_divergence(config: ml_collections.ConfigDict, records: list[dict],
     reset = set(record.get("reset_components", []))
     if not reset:
         return
-    k, r = config.num_components, record["round"]
+    k, r = len(record.get("active", range(config.num_components))), record["round"]
     advice = ("lower the learning rates (model.learning_rate, disc.learning_rate) or check the "
               "data; the checkpoint of the last good round is kept")
     if len(reset) == k:
@@ -269,6 +275,15 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
         mode_info = {} if dataset.centres is None else {
             "centres": dataset.centres.astype(np.float32),
             "mode_std": np.float32(dataset.mode_std)}
+        validation = None
+        if config.auto_k.enabled:
+            validation, rest_x, rest_label = auto_k.split_heldout(
+                config, dataset.heldout_x, dataset.heldout_label)
+            dataset = dataclasses.replace(dataset, heldout_x=rest_x, heldout_label=rest_label)
+            if validation.dtype != np.uint8:
+                validation = validation.astype(np.float32)
+            logging.info("auto_k: %d held-out points for the criterion, %d for the evaluation",
+                         len(validation), len(rest_x))
         heldout_x = dataset.heldout_x
         if heldout_x.dtype != np.uint8:
             heldout_x = heldout_x.astype(np.float32)
@@ -282,7 +297,7 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
                   if config.log.tensorboard and work.lead else None)
         while int(state.round) <= last_round:
             with _profiled(config, work, int(state.round)):
-                state, record = run_round(config, programs, state, x)
+                state, record = run_round(config, programs, state, x, validation)
             check_divergence(config, records, record)
             if dataset.num_classes:
                 record["clustering"] = clustering.clustering_scores(
@@ -301,9 +316,11 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
                          record["round"], last_round, record["seconds"],
                          _time_left(records, last_round), record["counts"],
                          np.round(record["alphas"], 3).tolist(),
-                         np.round(np.asarray(record["gen_loss"], float), 3).tolist(),
+                         [None if v is None else round(v, 3) for v in record["gen_loss"]],
                          f" nmi {record['clustering']['nmi']:.3f}"
                          if "clustering" in record else "")
+            for event in record.get("auto_k", {}).get("events", []):
+                logging.info("round %d auto_k: %s", record["round"], event)
         checkpointer.wait()
         if writer:
             writer.close()

@@ -8,6 +8,8 @@ Usage: --config=configs/synthetic.py[:ARGS], ARGS a comma-separated list of
   ratio=KIND    density-ratio estimator: discriminator (default), kernel, multiclass;
   hidden=INT    units in each of the two hidden layers of the VAE (default 50);
   vae150        the paper's larger single model: strategy=single, hidden=150;
+  auto=INT      choose K during the run (auto_k), starting from INT components,
+                at most k (default 15, or the modes + 5 when more);
   paper         appendix C's settings and schedule (below);
   long          with paper and modes=9: 100 iterations instead of 10;
   tiny          a seconds-long run for tests.
@@ -58,12 +60,15 @@ PAPER_SCHEDULE = {3: (10, 100), 5: (100, 130), 9: (1000, 10)}
 PAPER_LONG_ITERATIONS = 100
 # Epochs of the paper's baselines (bag, VAE-150), trained without rounds.
 PAPER_BASELINE_EPOCHS = 100
+# Rounds of an auto_k run: every move tried costs a round, an undone one a
+# second (see competitive_mixtures/auto_k.py).
+AUTO_ROUNDS = 40
 
 
 def get_config(arg=None):
     args = config_lib.parse_arg(
         arg, {"modes", "data", "k", "strategy", "ratio", "hidden", "vae150", "paper", "long",
-              "tiny"},
+              "tiny", "auto"},
         "configs/synthetic.py")
     if args.get("vae150"):
         args.update(strategy="single", hidden="150")
@@ -109,6 +114,11 @@ def get_config(arg=None):
         if c.strategy in ("bagging", "single"):
             # Trained once, never reassigned: the whole budget is pre-training.
             c.pretrain_epochs, c.num_rounds = PAPER_BASELINE_EPOCHS, 0
+    if args.get("auto"):
+        c.auto_k.enabled = True
+        c.auto_k.initial_components = int(args["auto"])
+        c.num_components = int(args.get("k", max(15, num_modes + 5)))
+        c.num_rounds = AUTO_ROUNDS
     if args.get("tiny"):
         config_lib.shrink(c, num_points=3000, num_heldout=1000, rounds=2, pretrain_epochs=2,
                           epochs_per_round=2, batch_size=32, min_points=50, steps_per_chunk=64,

@@ -43,6 +43,18 @@ def _single_with_three(c):
     c.num_components = 3
 
 
+def _auto_k(family=None, initial=None, strategy=None):
+    def edit(c):
+        c.auto_k.enabled = True
+        if family:
+            c.model.family = family
+        if initial is not None:
+            c.auto_k.initial_components = initial
+        if strategy:
+            c.strategy = strategy
+    return edit
+
+
 # (edit, words the message must contain)
 BAD = {
     "unknown_field": (_unknown_field, ["config.model.unknown", "base_config"]),
@@ -72,6 +84,12 @@ BAD = {
                              ["ratio.kind", "'exact'", "model.family='kmeans'"]),
     "single_with_k3": (_single_with_three, ["num_components", "3", "strategy='single'"]),
     "gaussian_modes_4": (_set("data.modes", 4), ["data.modes", "4", "(3, 5, 9)"]),
+    "auto_k_gan": (_auto_k(family="gan"),
+                   ["auto_k.enabled", "model.family", "'vae'", "'kmeans'", "log-likelihood"]),
+    "auto_k_bagging": (_auto_k(strategy="bagging"),
+                       ["auto_k.enabled", "strategy='competitive'"]),
+    "auto_k_initial_above_k": (_auto_k(initial=4),
+                               ["auto_k.initial_components", "4", "num_components = 3"]),
 }
 
 

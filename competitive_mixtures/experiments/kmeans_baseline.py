@@ -2,9 +2,10 @@
 
 python -m competitive_mixtures.experiments.kmeans_baseline --workdir=DIR [--seeds=3]
 
-Fits scikit-learn KMeans (same K, k-means++ init, 10 restarts) on the run's
-training points (raw pixels for images) and prints NMI, ARI and purity of
-both clusterings against the true labels. Reads the workdir only.
+Fits scikit-learn KMeans (same K, k-means++ init, 10 restarts; for a run that
+chose K with `auto_k`, the K it ended with) on the run's training points (raw
+pixels for images) and prints NMI, ARI and purity of both clusterings against
+the true labels. Reads the workdir only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def main(argv):
     if not np.array_equal(label, dataset.label):
         raise SystemExit("error: the workdir's labels differ from the config's dataset")
     k = config.num_components
-    ours = clustering.clustering_scores(owner, label, k)
+    summary_path = os.path.join(_WORKDIR.value, "summary.json")
+    if config.auto_k.enabled and os.path.exists(summary_path):
+        with open(summary_path) as f:
+            k = json.load(f)["active_components"]
+    ours = clustering.clustering_scores(owner, label, config.num_components)
     points = data_lib.to_data_space(dataset.x).reshape(len(dataset.x), -1)
     runs = [clustering.clustering_scores(
         KMeans(k, n_init=10, random_state=seed).fit_predict(points), label, k)

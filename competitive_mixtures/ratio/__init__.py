@@ -31,7 +31,7 @@ KINDS = {"discriminator": discriminator.make, "kernel": kernel.make,
          "multiclass": multiclass.make, "posterior": multiclass.make, "elbo": elbo.make,
          "exact": exact.make}
 
-__all__ = ["KINDS", "RatioEstimator", "base", "make"]
+__all__ = ["KINDS", "RatioEstimator", "base", "make", "make_likelihood"]
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
@@ -40,4 +40,12 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     kind = config.ratio.kind
     if kind not in KINDS:
         raise ValueError(f"unknown ratio.kind {kind!r}; expected one of {sorted(KINDS)}")
+    return KINDS[kind](config, gen_model, data_shape, mesh)
+
+
+def make_likelihood(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
+                    mesh) -> RatioEstimator:
+    """Every component's log-likelihood bound at given points, whatever `ratio.kind`:
+    the exact log-density for the k-means family, the ELBO for the VAE families."""
+    kind = "exact" if config.model.family == "kmeans" else "elbo"
     return KINDS[kind](config, gen_model, data_shape, mesh)

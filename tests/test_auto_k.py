@@ -1,0 +1,205 @@
+"""Choosing K (`auto_k`): the active mask, the moves, and runs that find the number of blobs."""
+
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from competitive_mixtures import assign
+from competitive_mixtures import auto_k
+from competitive_mixtures import bench
+from competitive_mixtures import data as data_lib
+from competitive_mixtures import seeding
+from competitive_mixtures import sharding
+from competitive_mixtures import train
+from competitive_mixtures.state import Stack
+from conftest import load_config
+
+
+def test_inactive_components_win_nothing_and_the_rest_assign_as_alone():
+    """Masking components equals assigning with their columns left out."""
+    rng = np.random.default_rng(0)
+    scores = jnp.asarray(rng.normal(size=(500, 6)), jnp.float32)
+    active = np.array([True, False, True, True, False, True])
+    masked = assign.assign(scores, 40, active=jnp.asarray(active))
+    alone = assign.assign(scores[:, active], 40)
+    index = np.flatnonzero(active)
+    np.testing.assert_array_equal(np.asarray(masked.owner), index[np.asarray(alone.owner)])
+    np.testing.assert_array_equal(np.asarray(masked.count)[active], np.asarray(alone.count))
+    assert not np.asarray(masked.count)[~active].any()
+    assert not np.asarray(masked.balanced)[~active].any()
+    np.testing.assert_array_equal(np.asarray(masked.best)[active], np.asarray(alone.best))
+
+
+def test_split_in_two_separates_two_blobs_inside_the_mask():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(size=(100, 2)) + [-10, 0], rng.normal(size=(100, 2)) + [10, 0],
+                        rng.normal(size=(50, 2))]).astype(np.float32)
+    mask = np.arange(250) < 200
+    side = np.asarray(seeding.split_in_two(jax.random.PRNGKey(0), jnp.asarray(x),
+                                           jnp.asarray(mask)))
+    assert not side[200:].any()
+    # One blob on each side, whichever got the second cluster.
+    assert {tuple(np.unique(side[:100])), tuple(np.unique(side[100:200]))} == {(True,), (False,)}
+
+
+def test_copy_component_copies_the_parent_with_noise_on_its_parameters():
+    stack = Stack(params={"w": jnp.arange(12.0).reshape(3, 4)},
+                  model_state={"s": jnp.arange(3.0)},
+                  opt_state=(jnp.arange(3, dtype=jnp.int32), jnp.ones((3, 4))))
+    copied = auto_k.copy_component(stack, jnp.int32(0), jnp.int32(2), jax.random.PRNGKey(0),
+                                   jnp.float32(0.01))
+    w = np.asarray(copied.params["w"])
+    np.testing.assert_array_equal(w[:2], np.arange(8.0).reshape(2, 4))
+    assert 0 < np.abs(w[2] - np.arange(4.0)).max() < 0.1
+    assert float(copied.model_state["s"][2]) == 0.0
+    assert int(copied.opt_state[0][2]) == 0
+
+
+def test_criterion_is_the_mixture_log_likelihood_of_the_active_components():
+    rng = np.random.default_rng(2)
+    log_lik = rng.normal(size=(50, 4))
+    alpha = np.array([0.5, 0.0, 0.3, 0.2])
+    active = np.array([True, True, True, False])
+    value, per_point, best = auto_k.criterion(log_lik, alpha, active)
+    expected = np.log(0.5 * np.exp(log_lik[:, 0]) + 0.3 * np.exp(log_lik[:, 2]))
+    np.testing.assert_allclose(per_point, expected, rtol=1e-12)
+    assert value == pytest.approx(expected.mean())
+    assert set(np.unique(best)) <= {0, 2}
+
+
+def _kmeans(modes, start, capacity, rounds):
+    """The k-means family (Lemma 2) with auto_k on the Gaussian blobs of `modes` modes."""
+    c = load_config("synthetic", f"modes={modes},tiny")
+    c.model.family, c.ratio.kind = "kmeans", "exact"
+    c.balance.min_points = 0
+    c.num_components, c.num_rounds = capacity, rounds
+    c.auto_k.enabled, c.auto_k.initial_components = True, start
+    return c
+
+
+@pytest.mark.parametrize("modes,start,capacity", [(3, 1, 6), (3, 6, 6), (9, 12, 12)])
+def test_kmeans_family_finds_the_number_of_blobs(modes, start, capacity, tmp_path):
+    """Growing from one component and pruning from too many both end at one
+    component per blob (well-separated unit-variance blobs: the k-means model is
+    the true one, so a split of one blob or a second centre in it does not pay)."""
+    config = _kmeans(modes, start, capacity, rounds=25 if modes == 3 else 40)
+    summary = train.train_and_evaluate(config, str(tmp_path))
+    assert summary["active_components"] == modes
+    assert summary["clustering"]["nmi"] >= 0.95
+    with open(tmp_path / "metrics.jsonl") as f:
+        events = [e["event"] for line in f for e in json.loads(line)["auto_k"]["events"]]
+    kept = "split kept" if start < modes else "removal kept"
+    assert kept in events
+    assert os.path.exists(tmp_path / "figures" / "counts.png")
+
+
+def _tiny_vae(**auto):
+    c = load_config("synthetic", "tiny")
+    c.num_components, c.num_rounds = 4, 5
+    c.auto_k.enabled, c.auto_k.initial_components = True, 2
+    c.auto_k.validation_points = 200
+    for key, value in auto.items():
+        c.auto_k[key] = value
+    return c
+
+
+def test_moves_compile_nothing_after_the_first_round():
+    """The stacked steps keep their shapes when components come and go: every
+    compiled program is traced in the first rounds and never again."""
+    # min_gain 0 keeps every split that helps at all: the run grows and undoes.
+    config = _tiny_vae(min_gain=0.0)
+    config.num_rounds = 6
+    dataset = data_lib.load(config)
+    programs = train.make_programs(config, dataset.data_shape)
+    x = jax.device_put(dataset.x, sharding.replicated(programs.mesh))
+    validation = dataset.heldout_x[:200]
+    state = train.init_state(config, programs, x)
+    traces, compiles, active = [], [], []
+    for _ in range(config.num_rounds + 1):
+        with bench.CompileMonitor() as monitor:
+            state, record = train.run_round(config, programs, state, x, validation)
+        traces.append(list(bench.program_traces(monitor).values()))
+        compiles.append(monitor.count)
+        active.append(record["active"])
+    assert traces[0] == [1, 1, 1, 1] and traces[1:] == [[0, 0, 0, 0]] * config.num_rounds
+    # Round 1 starts the first move and compiles its helpers; later moves reuse them.
+    assert compiles[2:] == [0] * (config.num_rounds - 1), compiles
+    assert len({tuple(a) for a in active}) > 2, active  # K did change, more than once.
+
+
+def test_resume_across_a_split_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    """A run stopped in the middle of a split's trial resumes to the same end."""
+    config = _tiny_vae()
+    config.num_rounds = 8  # Removals are tried first (rounds 1-4), then a split.
+    full = str(tmp_path / "full")
+    train.train_and_evaluate(config, full)
+    with open(os.path.join(full, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    tried = [r["round"] for r in records
+             if any(e["event"] == "split tried" for e in r["auto_k"]["events"])]
+    assert tried, "the run never tried a split"
+
+    stopped = str(tmp_path / "stopped")
+    run_round = train.run_round
+
+    def interrupted(config, programs, state, *args):
+        if int(state.round) == tried[0] + 1:  # The trial's round: stop before it.
+            raise KeyboardInterrupt
+        return run_round(config, programs, state, *args)
+
+    monkeypatch.setattr(train, "run_round", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(config, stopped)
+    monkeypatch.setattr(train, "run_round", run_round)
+    train.train_and_evaluate(config, stopped)
+
+    def final(workdir):
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            last = [json.loads(line) for line in f][-1]
+        with np.load(os.path.join(workdir, "assignments.npz")) as z:
+            return last, z["assignment"]
+
+    (end, owner), (resumed_end, resumed_owner) = final(full), final(stopped)
+    np.testing.assert_array_equal(resumed_owner, owner)
+    assert resumed_end["active"] == end["active"]
+    assert resumed_end["auto_k"] == end["auto_k"]
+    chex.assert_trees_all_close(resumed_end["counts"], end["counts"])
+
+
+def test_event_marks_name_the_kept_moves():
+    records = [{"round": 1, "auto_k": {"events": [{"event": "split tried", "component": 2,
+                                                   "parent": 0}]}},
+               {"round": 2, "auto_k": {"events": [
+                   {"event": "split kept", "component": 2, "parent": 0},
+                   {"event": "removal tried", "component": 1}]}},
+               {"round": 3, "auto_k": {"events": [
+                   {"event": "removal undone", "component": 1, "parent": -1},
+                   {"event": "pruned", "component": 3, "share": 0.001}]}}]
+    assert auto_k.event_marks(records) == [(2, "split 0->2"), (3, "pruned 3")]
+
+
+def test_split_heldout_keeps_the_rest_for_evaluation():
+    config = _tiny_vae(validation_points=300)
+    x, label = np.arange(1000.0)[:, None], np.arange(1000)
+    validation, rest, rest_label = auto_k.split_heldout(config, x, label)
+    assert len(validation) == 300 and len(rest) == 700
+    assert not set(validation[:, 0]) & set(rest[:, 0])
+    np.testing.assert_array_equal(rest[:, 0], rest_label)
+    assert np.all(np.diff(rest_label) > 0)
+    # Never more than half the held-out set.
+    assert len(auto_k.split_heldout(config, x[:100], label[:100])[0]) == 50
+
+
+def test_equal_step_budget_shares_the_points_among_the_active_components():
+    """With `step_budget='equal'` a component's steps are those of N/K points for
+    the K active components; an inactive one (empty set) takes none."""
+    config = _tiny_vae()
+    config.step_budget, config.batch_size = "equal", 10
+    sizes = np.array([100, 0, 50, 0])
+    np.testing.assert_array_equal(train.m_step_counts(config, sizes, 2, 1, 200, 2), [20, 0, 20, 0])
+    np.testing.assert_array_equal(train.m_step_counts(config, sizes, 2, 1, 200), [10, 0, 10, 0])
