@@ -183,9 +183,12 @@ def _candidates(search: dict, active: np.ndarray, alpha: np.ndarray, per_point: 
     return moves[first] + moves[SPLIT if first == REMOVAL else REMOVAL]
 
 
-def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray,
-             search: dict) -> tuple[float, bool]:
+def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search: dict,
+             now: float, per_point: np.ndarray) -> tuple[float, bool]:
     """(C of the mixture without the move on trial, whether it is paired).
+
+    `now`, `per_point`: C and the per-point bounds of the mixture with the move
+    (`criterion` of the other arguments).
 
     A split is judged against its parent as it was (the snapshot), at the
     current parameters of every other component: paired. A removal is judged
@@ -195,7 +198,6 @@ def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray,
     out). A split without a snapshot is judged against C when it started.
     """
     kind, moved, parent, _, snapshot = (int(v) for v in search["trial"])
-    now, per_point, _ = criterion(log_lik, alpha, active)
     if kind == REMOVAL:
         mine = search["start_best"][:len(per_point)] == moved
         change = np.sum(per_point[mine] - search["start_point"][:len(per_point)][mine])
@@ -233,14 +235,15 @@ def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: 
     lik_key, split_key, noise_key = jax.random.split(key, 3)
     log_lik = component_log_likelihoods(config, programs, gen, validation, lik_key)
     result, sets = programs.assigner(scores, jnp.asarray(active))
-    value = criterion(log_lik, np.asarray(result.alpha), active)[0]
+    value, per_point, _ = criterion(log_lik, np.asarray(result.alpha), active)
     events: list[dict] = []
 
     kind, moved, parent, decided_at, snapshot = (int(v) for v in search["trial"])
     # An undo that leaves components fitted without points they get back.
     unsettled = False
     if kind != NONE and r >= decided_at:
-        before, paired = _without(log_lik, np.asarray(result.alpha), active, search)
+        before, paired = _without(log_lik, np.asarray(result.alpha), active, search, value,
+                                  per_point)
         gain = value - before
         keep = gain > c.min_gain if kind == SPLIT else gain >= -c.min_gain
         events.append({"event": f"{MOVES[kind]} {'kept' if keep else 'undone'}",

@@ -46,14 +46,21 @@ def kmeans_plus_plus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
     return centres
 
 
-def lloyd(x: jax.Array, centres: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
-    """Lloyd's iterations from `centres` `[K, D]`; returns (owner `[N]` int32, inertia)."""
+def lloyd(x: jax.Array, centres: jax.Array, iterations: int,
+          weight: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Lloyd's iterations from `centres` `[K, D]`; returns (owner `[N]` int32, inertia).
+
+    `weight` (`[N]`, 0 or 1): only the points of weight 1 move the centres;
+    every point still gets its nearest centre as owner.
+    """
     k = centres.shape[0]
+    ones = jnp.ones(x.shape[0], x.dtype) if weight is None else weight
+    weighted = x if weight is None else x * weight[:, None]
 
     def step(_, centres):
         owner = jnp.argmin(_sq_dist(x, centres), axis=1)
-        sums = jax.ops.segment_sum(x, owner, num_segments=k)
-        counts = jax.ops.segment_sum(jnp.ones(x.shape[0], x.dtype), owner, num_segments=k)
+        sums = jax.ops.segment_sum(weighted, owner, num_segments=k)
+        counts = jax.ops.segment_sum(ones, owner, num_segments=k)
         return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres)
 
     centres = jax.lax.fori_loop(0, iterations, step, centres)
@@ -93,13 +100,6 @@ def split_in_two(key: jax.Array, x: jax.Array, mask: jax.Array,
     dist = jnp.sum((x - x[first]) ** 2, axis=1)
     second = jax.random.categorical(
         second_key, jnp.where(mask, jnp.log(jnp.maximum(dist, 1e-30)), -jnp.inf))
-    weight = mask.astype(jnp.float32)
-
-    def step(_, centres):
-        side = jnp.argmin(_sq_dist(x, centres), axis=1)
-        sums = jax.ops.segment_sum(x * weight[:, None], side, num_segments=2)
-        counts = jax.ops.segment_sum(weight, side, num_segments=2)
-        return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres)
-
-    centres = jax.lax.fori_loop(0, iterations, step, jnp.stack([x[first], x[second]]))
-    return mask & (jnp.argmin(_sq_dist(x, centres), axis=1) == 1)
+    side, _ = lloyd(x, jnp.stack([x[first], x[second]]), iterations,
+                    mask.astype(jnp.float32))
+    return mask & (side == 1)
