@@ -190,8 +190,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.disc.batch_size = 32
     c.disc.reinit_each_round = True
     # Images: binarise the real images the discriminators see (afresh at every
-    # training draw, at grey level 0.5 when scoring), to compare them with a
-    # Bernoulli decoder's samples (model.sample_noise) like with like.
+    # training draw, at grey level 0.5 when scoring) and show them Bernoulli
+    # draws x ~ p(x|z) as samples, to compare like with like whatever
+    # model.sample_noise says (which then only sets what `sample` returns).
     c.disc.binarize = False
     # Images: std (pixels) of a fixed Gaussian blur every discriminator input
     # (data, samples, scored points) passes first; 0 = none. The ratio is
@@ -534,9 +535,10 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              f"one of {OPTIMIZERS}")
     images = config.data.name in IMAGE_DATASETS
     if config.disc.binarize:
-        _require(images and config.model.likelihood == "bernoulli" and config.model.sample_noise,
-                 "disc.binarize", True, "True only for images with model.likelihood='bernoulli' "
-                 "and model.sample_noise=True (binary samples against binarised data)")
+        _require(images and config.model.family == "conv_vae"
+                 and config.model.likelihood == "bernoulli", "disc.binarize", True,
+                 "True only for images with model.family='conv_vae' and "
+                 "model.likelihood='bernoulli' (Bernoulli draws against binarised data)")
     family = config.model.family
     _require(family in ANY_DATA_FAMILIES or images == (family == "conv_vae"), "model.family",
              family, f"'conv_vae' or one of {ANY_DATA_FAMILIES} for image data (data.name in "

@@ -248,7 +248,9 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
 
     With `binarize` the real images are binarised afresh at every draw, each pixel
     1 with probability its grey level (`binarize_images`): the data as a
-    Bernoulli decoder's samples are distributed, compared like with like.
+    Bernoulli decoder's samples are distributed, compared like with like. The
+    samples are binarised the same way, which draws x ~ p(x|z) from a decoder's
+    mean image and leaves binary samples (`model.sample_noise`) as they are.
 
     `stack_mode` ('vmap' or 'sequential') is how the K discriminator updates and
     the K generators' samples run (`stacking.stack_step`, `stacking.sample`);
@@ -275,7 +277,9 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
             fake = stacking.sample(gen_model, gen_part, sample_keys, batch_size, sequential)
             real = take_batch(x, index, mesh)
             if binarize:
-                real = _constrain(binarize_images(binary_key, real), mesh)
+                real_key, fake_key = jax.random.split(binary_key)
+                real = _constrain(binarize_images(real_key, real), mesh)
+                fake = binarize_images(fake_key, fake)
             return _group_update(update, disc, group_index, size, active,
                                  (real, _constrain(fake, mesh)))
 

@@ -25,6 +25,8 @@ def get_config(arg=None):
     here = os.path.dirname(os.path.abspath(__file__))
     if args.get("digits"):
         c = config_lib.load_config_file("mnist", "offline", here)
+        # A GAN's samples are not Bernoulli decoder means: its discriminators see grey digits.
+        c.disc.binarize = False
     else:
         c = config_lib.load_config_file("celeba", None, here)
     c.model.family = "gan"

@@ -37,6 +37,9 @@ def get_config(arg=None):
     strategy = args.get("strategy", "competitive")
     if data == "digits":
         c = config_lib.load_config_file("mnist", f"offline,strategy={strategy}", here)
+        # These families' samples are not Bernoulli decoder means: grey digits for the
+        # assignment discriminators.
+        c.disc.binarize = False
         c.num_components = 1 if strategy == "single" else int(args.get("k", 3))
         c.model.hidden = (256, 256)
         c.model.latent = 16

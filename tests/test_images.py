@@ -277,6 +277,10 @@ def test_binarize_images_draws_pixels_at_their_grey_level():
     assert set(np.unique(np.asarray(draws))) <= {0.0, 1.0}
     np.testing.assert_allclose(np.asarray(draws).mean(0).ravel(), [0, 64 / 255, 128 / 255, 1],
                                atol=0.03)
+    # Binary images (a Bernoulli decoder's own samples) stay as they are, so the
+    # discriminators' samples are draws x ~ p(x|z) whatever model.sample_noise says.
+    binary = (jax.random.uniform(jax.random.PRNGKey(1), (3, 4, 4, 1)) > 0.5).astype(jnp.float32)
+    np.testing.assert_array_equal(steps.binarize_images(jax.random.PRNGKey(2), binary), binary)
 
 
 def test_gaussian_blur_keeps_mass_and_spreads_a_point_by_sigma():

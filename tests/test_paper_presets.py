@@ -74,6 +74,7 @@ def test_mnist_paper_is_appendix_d(arg):
     assert c.model.learning_rate == c.disc.learning_rate == 0.005
     assert c.ratio.kind == "discriminator" and c.init_split == "uniform"
     assert c.disc.input_blur == 0.0 and c.pretrain_epochs == c.epochs_per_round == 10
+    assert not c.disc.binarize  # The paper's discriminators see the grey digits.
 
 
 def test_batch_norm_constants_are_the_papers():
@@ -96,9 +97,10 @@ def test_mnist_offline_quick_preset_guards_against_starvation():
     assert c.num_components == 10 and c.ratio.kind == "discriminator"
     assert c.init_split == "kmeans" and c.step_budget == "equal"
     assert c.balance.min_points == 4500 // (2 * c.num_components)
-    # The paper's 10-epoch schedule, 4 iterations; discriminators see a 3-pixel blur.
+    # The paper's 10-epoch schedule, 4 iterations; discriminators see a 3-pixel blur
+    # of binarised digits against the decoders' Bernoulli draws.
     assert c.pretrain_epochs == c.epochs_per_round == 10 and c.num_rounds == 4
-    assert c.disc.input_blur == 3.0
+    assert c.disc.input_blur == 3.0 and c.disc.binarize
     for arg, kind in (("elbo", "elbo"), ("posterior", "posterior")):
         other = load_config("mnist", f"offline,{arg}")
         config_lib.validate(other)

@@ -166,6 +166,22 @@ def test_mode_coverage_table_gives_worst_seeds_verdicts_and_every_seed(tmp_path)
     assert "| ring | modes covered | 8.00 / 8.00 | 8.00 / 2.00 | 8.00 / 8.00 |" in text
 
 
+def test_capacity_table_gives_worst_seeds_and_verdicts_per_width(tmp_path):
+    def run(fid, precision, recall):
+        return {"image_quality": {"digits": {"fid": fid, "precision": precision,
+                                             "recall": recall}}}
+
+    results = {"16": {"competitive": [run(300.0, 0.5, 0.1), run(200.0, 0.6, 0.2)],
+                      "single": [run(250.0, 0.6, 0.0), run(260.0, 0.7, 0.1)]}}
+    text = _table(tmp_path, "capacity", "capacity.write_table(inputs, 2, path)", results)
+    # FID: lower is better, so the worst seed is the highest; one seed won of two.
+    assert ("| 16 filters | domain FID | 250.00 +- 50.00 (worst 300.00) | 255.00 +- 5.00 "
+            "(worst 260.00) | not established (1/2 seeds, mean -5.00) |") in text
+    assert "| 16 filters | recall | 0.15 +- 0.05 (worst 0.10) |" in text
+    assert "beats (2/2 seeds, mean +0.10) |" in text  # Recall.
+    assert "| 16 filters | precision | 0.50 / 0.60 | 0.60 / 0.70 |" in text
+
+
 def test_ratios_tables_give_worst_seeds_and_verdicts_against_the_papers_estimator(tmp_path):
     def run(kde, coverage, nmi):
         return {"kde": {"log_likelihood": kde}, "coverage": {"coverage": coverage},
