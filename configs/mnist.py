@@ -102,7 +102,7 @@ def get_config(arg=None):
     if quick:
         # Sized for a 2-core CPU (about 8 minutes): the paper's 64-128-256
         # discriminators cost ~100x the VAEs' compute per step. See the
-        # docstring for the three stated choices against starvation.
+        # docstring for the stated choices against starvation and the ink shortcut.
         c.disc.channels = (8, 16, 32)
         c.disc.input_blur = 3.0
         c.disc.binarize = True
