@@ -15,7 +15,7 @@ weight 0. After each round's assignment pass:
                        best remaining component. Judged on the held-out points
                        j explained best when it left: their bound now against
                        theirs then (the other points counted as unchanged).
-                       Kept if C drops by at most `min_gain`;
+                       Kept if C drops by at most `removal_price`;
               split    component j is copied into a free slot (parameters plus
                        Gaussian noise of std `split_noise`, its optimizer
                        state and its discriminator as they are), and j's
@@ -245,7 +245,7 @@ def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: 
         before, paired = _without(log_lik, np.asarray(result.alpha), active, search, value,
                                   per_point)
         gain = value - before
-        keep = gain > c.min_gain if kind == SPLIT else gain >= -c.min_gain
+        keep = gain > c.min_gain if kind == SPLIT else gain >= -c.removal_price
         events.append({"event": f"{MOVES[kind]} {'kept' if keep else 'undone'}",
                        "component": moved, "parent": parent, "criterion_without": before,
                        "criterion_with": value, "paired": paired})

@@ -256,6 +256,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.auto_k.enabled = False
     c.auto_k.initial_components = 0
     c.auto_k.min_gain = 0.05
+    # The most C may drop for a removal to be kept (nats per point); below
+    # `min_gain` makes removing harder than splitting (hysteresis).
+    c.auto_k.removal_price = 0.05
     c.auto_k.trial_rounds = 1
     # The first round at whose end a move may start (round 0 is pre-training).
     c.auto_k.first_round = 1
@@ -374,6 +377,7 @@ RANGES: dict[str, Range] = {
     "ratio.kernel.landmarks": _POSITIVE_INT,
     "balance.min_points": _COUNT, "assign.batch_size": _POSITIVE_INT,
     "auto_k.initial_components": _COUNT, "auto_k.min_gain": Range(0),
+    "auto_k.removal_price": Range(0),
     "auto_k.trial_rounds": _POSITIVE_INT, "auto_k.first_round": _POSITIVE_INT,
     "auto_k.prune_share": Range(0, 1, open_high=True), "auto_k.prune_rounds": _POSITIVE_INT,
     "auto_k.validation_points": Range(2, integer=True),

@@ -82,6 +82,14 @@ def _kmeans(modes, start, capacity, rounds):
     return c
 
 
+def _kept_removal_costs(workdir) -> list[float]:
+    """How much each kept removal lowered the criterion (nats per point)."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        events = [e for line in f for e in json.loads(line)["auto_k"]["events"]]
+    return [e["criterion_without"] - e["criterion_with"] for e in events
+            if e["event"] == "removal kept"]
+
+
 @pytest.mark.parametrize("modes,start,capacity", [(3, 1, 6), (3, 6, 6), (9, 12, 12)])
 def test_kmeans_family_finds_the_number_of_blobs(modes, start, capacity, tmp_path):
     """Growing from one component and pruning from too many both end at one
@@ -95,7 +103,19 @@ def test_kmeans_family_finds_the_number_of_blobs(modes, start, capacity, tmp_pat
         events = [e["event"] for line in f for e in json.loads(line)["auto_k"]["events"]]
     kept = "split kept" if start < modes else "removal kept"
     assert kept in events
+    assert all(cost <= config.auto_k.removal_price + 1e-6
+               for cost in _kept_removal_costs(tmp_path))
     assert os.path.exists(tmp_path / "figures" / "counts.png")
+
+
+def test_removal_price_bounds_what_a_kept_removal_costs(tmp_path):
+    """With no price the search removes whole blobs (several nats per point on
+    the points they explained) and has to split again; at the default price no
+    kept removal costs more than 0.05 (the test above)."""
+    config = _kmeans(3, 6, 6, rounds=14)
+    config.auto_k.removal_price = 1e3
+    train.train_and_evaluate(config, str(tmp_path))
+    assert max(_kept_removal_costs(tmp_path)) > 1.0
 
 
 def _tiny_vae(**auto):
