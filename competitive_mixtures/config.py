@@ -28,6 +28,7 @@ STEP_BUDGETS = ("epochs", "equal")
 INIT_SPLITS = ("uniform", "kmeans")
 SEQUENTIAL_FAMILIES = ("vae", "conv_vae")
 RATIO_KINDS = tuple(ratio.KINDS)
+TRAINED_RATIO_KINDS = ratio.TRAINED_KINDS
 MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
 # Families with networks for both vector and image data.
 ANY_DATA_FAMILIES = ("gan", "avb", "gram")
@@ -199,6 +200,9 @@ def base_config() -> ml_collections.ConfigDict:
     # then that of the blurred images' densities, which fine detail (sharp
     # data against a VAE's smooth decoder means) no longer dominates.
     c.disc.input_blur = 0.0
+    # Independently initialised copies of every discriminator (or classifier),
+    # fitted alike; a point's log ratio is their mean (ratio/ensemble.py).
+    c.disc.ensemble = 1
 
     c.bagging = ml_collections.ConfigDict()
     # Bags drawn with replacement (N // K points each) instead of a disjoint split.
@@ -371,6 +375,7 @@ RANGES: dict[str, Range] = {
     "disc.hidden": _WIDTHS, "disc.channels": _WIDTHS, "disc.kernel": _POSITIVE_INT,
     "disc.learning_rate": _RATE, "disc.b1": _BETA, "disc.b2": _BETA, "disc.epochs": _COUNT,
     "disc.batch_size": _POSITIVE_INT, "disc.input_blur": Range(0, 10),
+    "disc.ensemble": _POSITIVE_INT,
     "boosting.beta": Range(0, 1, open_low=True),
     "ratio.kernel.samples": _POSITIVE_INT, "ratio.kernel.eps": _POSITIVE,
     "ratio.kernel.width": _POSITIVE, "ratio.kernel.exact_max": _POSITIVE_INT,
@@ -543,6 +548,11 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  and config.model.likelihood == "bernoulli", "disc.binarize", True,
                  "True only for images with model.family='conv_vae' and "
                  "model.likelihood='bernoulli' (Bernoulli draws against binarised data)")
+    if config.disc.ensemble > 1:
+        _require(config.ratio.kind in TRAINED_RATIO_KINDS and not config.auto_k.enabled,
+                 "disc.ensemble", config.disc.ensemble,
+                 f"1 unless ratio.kind is one of {TRAINED_RATIO_KINDS} (networks to fit) "
+                 "and auto_k is off")
     family = config.model.family
     _require(family in ANY_DATA_FAMILIES or images == (family == "conv_vae"), "model.family",
              family, f"'conv_vae' or one of {ANY_DATA_FAMILIES} for image data (data.name in "

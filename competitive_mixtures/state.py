@@ -64,7 +64,8 @@ class MixtureState:
     Attributes:
       round: int32 scalar, the next round to run (round 0 is pre-training).
       gen: the K generators.
-      disc: the K assignment discriminators.
+      disc: the ratio estimator's networks (the K discriminators), a tuple of
+        M such stacks with `disc.ensemble = M`.
       owner: `[N]` int32 the component owning each point.
       alpha: `[K]` float32 mixture weights.
       sets: the training sets of the next M-step.
@@ -76,7 +77,7 @@ class MixtureState:
 
     round: jax.Array
     gen: Stack
-    disc: Stack
+    disc: Stack | tuple[Stack, ...]
     owner: jax.Array
     alpha: jax.Array
     sets: assign.TrainingSets

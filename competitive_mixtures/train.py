@@ -123,6 +123,7 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         jax.random.fold_in(state.rng, r), 4)
     record: dict[str, Any] = {"round": r, "pretrain": r == 0}
     start = time.perf_counter()
+    owner_before = np.asarray(state.owner)
 
     epochs = config.pretrain_epochs if r == 0 else config.epochs_per_round
     gen = state.gen
@@ -156,7 +157,10 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         state.replace(**{"gen": gen, **fields, "round": jnp.int32(r + 1)}), programs.mesh)
     # Read from the replicated state: on several hosts the assignment pass's
     # outputs span devices this process cannot address.
-    record["counts"] = np.bincount(np.asarray(state.owner), minlength=k).tolist()
+    owner = np.asarray(state.owner)
+    record["counts"] = np.bincount(owner, minlength=k).tolist()
+    # The share of the points that changed owner in this round's assignment pass.
+    record["moved"] = float(np.mean(owner != owner_before))
     record["alphas"] = [float(a) for a in np.asarray(state.alpha)]
     record["balanced"] = [int(j) for j in np.flatnonzero(np.asarray(state.sets.balanced))]
     if config.auto_k.enabled:

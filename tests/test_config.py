@@ -43,6 +43,14 @@ def _single_with_three(c):
     c.num_components = 3
 
 
+def _ensemble_of(kind, auto_k=False):
+    def edit(c):
+        c.disc.ensemble = 2
+        c.ratio.kind = kind
+        c.auto_k.enabled = auto_k
+    return edit
+
+
 def _auto_k(family=None, initial=None, strategy=None):
     def edit(c):
         c.auto_k.enabled = True
@@ -87,6 +95,11 @@ BAD = {
     "binarize_points": (_set("disc.binarize", True),
                         ["disc.binarize", "True", "images", "model.family='conv_vae'",
                          "likelihood='bernoulli'"]),
+    "ensemble_0": (_set("disc.ensemble", 0), ["disc.ensemble", "0", ">= 1"]),
+    "ensemble_of_kernels": (_ensemble_of("kernel"),
+                            ["disc.ensemble", "2", "'discriminator'", "networks to fit"]),
+    "ensemble_with_auto_k": (_ensemble_of("discriminator", auto_k=True),
+                             ["disc.ensemble", "2", "auto_k is off"]),
     "auto_k_gan": (_auto_k(family="gan"),
                    ["auto_k.enabled", "model.family", "'vae'", "'kmeans'", "log-likelihood"]),
     "auto_k_bagging": (_auto_k(strategy="bagging"),

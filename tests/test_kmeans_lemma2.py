@@ -57,7 +57,9 @@ def test_competitive_kmeans_equals_lloyd(k):
     initial_owner = owner.copy()
     for r in range(6):
         state, record = train.run_round(config, programs, state, x)
+        before = owner
         owner, mu = _lloyd_round(x64, owner, mu)
+        assert record["moved"] == pytest.approx(np.mean(owner != before), abs=1e-12)
         assert record["round"] == r and int(state.round) == r + 1
         np.testing.assert_array_equal(np.asarray(state.owner), owner, err_msg=f"round {r}")
         np.testing.assert_allclose(np.asarray(state.gen.params["mu"]), mu, rtol=1e-5,

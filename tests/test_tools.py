@@ -13,6 +13,7 @@ from competitive_mixtures import train
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures import experiments
 from competitive_mixtures.experiments import table1
+from competitive_mixtures.metrics import clustering
 from conftest import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -74,6 +75,41 @@ def test_evaluate_writes_metrics_without_touching_checkpoints(run):
     assert 0.0 <= result["clustering"]["nmi"] <= 1.0
     assert result["components_used"] == 3
     assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == before
+
+
+def _read_ratios(run, *args) -> tuple[subprocess.CompletedProcess, dict]:
+    done = _tool("experiments.read_ratios", f"--workdir={run}", *args)
+    rows = {}
+    for line in done.stdout.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if cells and cells[0] in ("discriminator", "elbo"):
+            rows.setdefault(cells[0], []).append(cells)
+    return done, rows
+
+
+def test_read_ratios_reproduces_the_run_and_reads_fresh_estimators(run):
+    """The checkpointed estimator gives back the run's assignment; fresh ones read it too."""
+    with np.load(os.path.join(run, "assignments.npz")) as f:
+        owner, label = f["assignment"], f["label"]
+    counts = np.bincount(owner, minlength=3)
+    done, rows = _read_ratios(run, "--fits=0", "--kinds=discriminator")
+    assert done.returncode == 0, done.stderr[-2000:]
+    [own] = rows["discriminator"]
+    assert float(own[3]) == pytest.approx(
+        clustering.clustering_scores(owner, label, 3)["nmi"], abs=1e-3)
+    assert own[4] == "1.000" and own[5] == f"{counts.min()}-{counts.max()}"
+
+    done, rows = _read_ratios(run, "--fits=2", "--seeds=1", "--kinds=discriminator,elbo")
+    assert done.returncode == 0, done.stderr[-2000:]
+    epochs = [int(r[2]) for r in rows["discriminator"]]
+    assert len(epochs) == 2 and epochs[1] == 2 * epochs[0]  # disc.epochs per fit
+    assert [r[2] for r in rows["elbo"]] == ["-"]
+    for kind in ("discriminator", "elbo"):
+        # Three separated modes: a fresh reading of the same generators mostly agrees.
+        assert float(rows[kind][-1][4]) > 0.8, rows[kind]
+
+    done, _ = _read_ratios(run, "--fits=0", "--kinds=multiclass")
+    assert done.returncode != 0 and "needs --fits >= 1" in done.stderr
 
 
 def test_table1_tiny_resumes_after_interruption(tmp_path, monkeypatch):

@@ -67,8 +67,9 @@ def test_workdir_files(finished):
     records = [json.loads(line) for line in _read_metrics(workdir).splitlines()]
     assert [r["round"] for r in records] == [0, 1, 2]
     for r in records:
-        for key in ("round", "counts", "alphas", "gen_loss", "seconds"):
+        for key in ("round", "counts", "alphas", "gen_loss", "seconds", "moved"):
             assert key in r, key
+        assert 0.0 <= r["moved"] <= 1.0
         assert sum(r["counts"]) == n and len(r["counts"]) == k
         np.testing.assert_allclose(sum(r["alphas"]), 1.0, rtol=1e-5)
         np.testing.assert_allclose(r["alphas"], np.array(r["counts"]) / n, rtol=1e-5)

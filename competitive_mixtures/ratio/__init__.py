@@ -12,7 +12,9 @@
                  (with its exact M-step, the loop is Lloyd's k-means).
 
 Each returns log dP_gj/dP_X at the N data points as one `[N, K]` array, so
-`assign.py` is the same for all three (see `ratio.base.RatioEstimator`).
+`assign.py` is the same for all (see `ratio.base.RatioEstimator`). With
+`disc.ensemble = M > 1` a trained kind is M independent copies whose log
+ratios are averaged (`ratio/ensemble.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import ml_collections
 from competitive_mixtures.ratio import base
 from competitive_mixtures.ratio import discriminator
 from competitive_mixtures.ratio import elbo
+from competitive_mixtures.ratio import ensemble
 from competitive_mixtures.ratio import exact
 from competitive_mixtures.ratio import kernel
 from competitive_mixtures.ratio import multiclass
@@ -31,7 +34,10 @@ KINDS = {"discriminator": discriminator.make, "kernel": kernel.make,
          "multiclass": multiclass.make, "posterior": multiclass.make, "elbo": elbo.make,
          "exact": exact.make}
 
-__all__ = ["KINDS", "RatioEstimator", "base", "make", "make_likelihood"]
+# The kinds with networks to fit, which `disc.ensemble` can replicate.
+TRAINED_KINDS = ("discriminator", "multiclass", "posterior")
+
+__all__ = ["KINDS", "TRAINED_KINDS", "RatioEstimator", "base", "make", "make_likelihood"]
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
@@ -40,7 +46,10 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     kind = config.ratio.kind
     if kind not in KINDS:
         raise ValueError(f"unknown ratio.kind {kind!r}; expected one of {sorted(KINDS)}")
-    return KINDS[kind](config, gen_model, data_shape, mesh)
+    estimator = KINDS[kind](config, gen_model, data_shape, mesh)
+    if config.disc.ensemble > 1 and kind in TRAINED_KINDS:
+        return ensemble.Ensemble(estimator, config.disc.ensemble)
+    return estimator
 
 
 def make_likelihood(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
