@@ -152,6 +152,21 @@ def test_ensemble_is_its_members_fitted_alone_and_averaged():
                                np.mean(members, axis=0), rtol=1e-5, atol=1e-5)
 
 
+def test_ensemble_of_classifiers_logs_their_mean_loss():
+    mu = np.array([[1.0, 0.0], [-0.5, 0.8]], np.float32)
+    config, gen_model, gen, x = _gaussian_components(mu, "posterior")
+    config.disc.epochs = 1
+    config.disc.ensemble = 2
+    estimator = ratio_lib.make(config, gen_model, (2,), sharding.make_mesh())
+    assert isinstance(estimator, ensemble.Ensemble) and not estimator.normalise
+    state = estimator.init(jax.random.PRNGKey(0), x[:8])
+    state, record = estimator.fit(state, gen, x, jax.random.PRNGKey(1), jax.random.PRNGKey(2),
+                                  np.ones(2, bool))
+    assert isinstance(record["classifier_loss"], float)
+    assert np.isfinite(record["classifier_loss"])
+    chex.assert_shape(estimator.log_ratios(state, gen, x, jax.random.PRNGKey(3)), (2000, 2))
+
+
 def test_ensemble_run_checkpoints_every_member(tmp_path):
     """A tiny run with disc.ensemble = 2 restores both members, and scoring with them
     gives back the run's last assignment."""

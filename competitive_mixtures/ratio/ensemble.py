@@ -56,10 +56,10 @@ class Ensemble:
         return total / self.size
 
 
-def _mean_losses(values: list[list[float | None]]) -> list[float | None]:
-    """Per-component mean of the members' losses (None where a component took no step)."""
-    out = []
-    for column in zip(*values):
-        finite = [v for v in column if v is not None]
-        out.append(float(np.mean(finite)) if finite else None)
-    return out
+def _mean_losses(values: list):
+    """The members' mean loss: per component for lists (None where a component took
+    no step), or of single numbers (a classifier's)."""
+    if isinstance(values[0], list):
+        return [_mean_losses(list(column)) for column in zip(*values)]
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
