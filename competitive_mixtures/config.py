@@ -200,6 +200,11 @@ def base_config() -> ml_collections.ConfigDict:
     # then that of the blurred images' densities, which fine detail (sharp
     # data against a VAE's smooth decoder means) no longer dominates.
     c.disc.input_blur = 0.0
+    # Vector data, binary discriminators: std of fresh Gaussian noise added to
+    # every real point and sample the discriminators train on (not to the scored
+    # points); 0 = none. The ratio is then that of the densities smoothed at
+    # this scale, which a component's spread within a mode no longer dominates.
+    c.disc.input_noise = 0.0
     # Independently initialised copies of every discriminator (or classifier),
     # fitted alike; a point's log ratio is their mean (ratio/ensemble.py).
     c.disc.ensemble = 1
@@ -375,7 +380,7 @@ RANGES: dict[str, Range] = {
     "disc.hidden": _WIDTHS, "disc.channels": _WIDTHS, "disc.kernel": _POSITIVE_INT,
     "disc.learning_rate": _RATE, "disc.b1": _BETA, "disc.b2": _BETA, "disc.epochs": _COUNT,
     "disc.batch_size": _POSITIVE_INT, "disc.input_blur": Range(0, 10),
-    "disc.ensemble": _POSITIVE_INT,
+    "disc.ensemble": _POSITIVE_INT, "disc.input_noise": Range(0),
     "boosting.beta": Range(0, 1, open_low=True),
     "ratio.kernel.samples": _POSITIVE_INT, "ratio.kernel.eps": _POSITIVE,
     "ratio.kernel.width": _POSITIVE, "ratio.kernel.exact_max": _POSITIVE_INT,
@@ -548,6 +553,11 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  and config.model.likelihood == "bernoulli", "disc.binarize", True,
                  "True only for images with model.family='conv_vae' and "
                  "model.likelihood='bernoulli' (Bernoulli draws against binarised data)")
+    if config.disc.input_noise > 0:
+        _require(not images and config.ratio.kind == "discriminator", "disc.input_noise",
+                 config.disc.input_noise,
+                 "0 unless the data are vectors and ratio.kind='discriminator' (images: "
+                 "disc.input_blur)")
     if config.disc.ensemble > 1:
         _require(config.ratio.kind in TRAINED_RATIO_KINDS and not config.auto_k.enabled,
                  "disc.ensemble", config.disc.ensemble,

@@ -243,8 +243,15 @@ def discriminator_loss(disc_model: LinenModel) -> Callable:
 def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                    optimizer: optax.GradientTransformation, batch_size: int,
                    chunk: int, mesh: Mesh, unroll: bool = False,
-                   stack_mode: str = "vmap", group: int = 0, binarize: bool = False) -> Callable:
+                   stack_mode: str = "vmap", group: int = 0, binarize: bool = False,
+                   input_noise: float = 0.0) -> Callable:
     """Discriminator fit: D_j sees points drawn uniformly from the WHOLE dataset as real.
+
+    With `input_noise` = s > 0 (vector data) every real point and every sample
+    gets fresh N(0, s^2 I) noise at each draw, so D_j learns the ratio of the
+    two densities smoothed at scale s, scored at the clean points: a component
+    whose samples sit inside a data mode but are narrower or wider than it,
+    at scales below s, scores as if it matched the mode.
 
     With `binarize` the real images are binarised afresh at every draw, each pixel
     1 with probability its grey level (`binarize_images`): the data as a
@@ -280,6 +287,11 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                 real_key, fake_key = jax.random.split(binary_key)
                 real = _constrain(binarize_images(real_key, real), mesh)
                 fake = binarize_images(fake_key, fake)
+            if input_noise > 0:
+                real_key, fake_key = jax.random.split(jax.random.fold_in(binary_key, 1))
+                real = _constrain(real + input_noise * jax.random.normal(
+                    real_key, real.shape, real.dtype), mesh)
+                fake = fake + input_noise * jax.random.normal(fake_key, fake.shape, fake.dtype)
             return _group_update(update, disc, group_index, size, active,
                                  (real, _constrain(fake, mesh)))
 

@@ -43,6 +43,13 @@ def _single_with_three(c):
     c.num_components = 3
 
 
+def _input_noise_with(kind):
+    def edit(c):
+        c.disc.input_noise = 0.1
+        c.ratio.kind = kind
+    return edit
+
+
 def _ensemble_of(kind, auto_k=False):
     def edit(c):
         c.disc.ensemble = 2
@@ -95,6 +102,9 @@ BAD = {
     "binarize_points": (_set("disc.binarize", True),
                         ["disc.binarize", "True", "images", "model.family='conv_vae'",
                          "likelihood='bernoulli'"]),
+    "input_noise_negative": (_set("disc.input_noise", -0.1), ["disc.input_noise", ">= 0"]),
+    "input_noise_multiclass": (_input_noise_with("multiclass"),
+                               ["disc.input_noise", "0.1", "ratio.kind='discriminator'"]),
     "ensemble_0": (_set("disc.ensemble", 0), ["disc.ensemble", "0", ">= 1"]),
     "ensemble_of_kernels": (_ensemble_of("kernel"),
                             ["disc.ensemble", "2", "'discriminator'", "networks to fit"]),

@@ -187,6 +187,24 @@ def test_ensemble_run_checkpoints_every_member(tmp_path):
         np.testing.assert_array_equal(np.asarray(result.owner), f["assignment"])
 
 
+def test_input_noise_estimates_the_ratio_of_the_smoothed_densities():
+    """Data N(0, I), components N(mu_j, I), noise s on both: the smoothed densities are
+    N(0, (1 + s^2) I) and N(mu_j, (1 + s^2) I), whose log ratio is the clean one over
+    1 + s^2; at s = 1 the discriminators learn half the clean log ratio."""
+    mu = np.array([[1.0, 0.0], [-0.5, 0.8]], np.float32)
+    config, gen_model, gen, x = _gaussian_components(mu, "discriminator")
+    config.disc.input_noise = 1.0
+    estimator = discriminator.make(config, gen_model, (2,), sharding.make_mesh())
+    state = estimator.init(jax.random.PRNGKey(1), x[:8])
+    state, _ = estimator.fit(state, gen, x, jax.random.PRNGKey(2), jax.random.PRNGKey(3),
+                             np.ones(2, bool))
+    log_r = np.asarray(estimator.log_ratios(state, gen, x, jax.random.PRNGKey(4)))
+    truth = np.asarray(x) @ mu.T - 0.5 * np.sum(mu ** 2, axis=1)
+    error = np.abs(log_r - truth / 2).mean()
+    assert error < 0.15, error
+    assert np.abs(log_r - truth).mean() > 2 * error
+
+
 def test_posterior_kind_recovers_the_components_posterior():
     """ratio.kind='posterior': components N(mu_j, I); the K-way classifier of their samples
     estimates log p_j(x) - log sum_j' p_j'(x), linear in x up to the softmax, so a linear

@@ -81,7 +81,8 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     return BinaryDiscriminators(
         config=config, model=model, optimizer=opt, mesh=mesh, chunk=chunk, groups=k // group,
         step=steps.make_disc_step(model, gen_model, opt, config.disc.batch_size, chunk, mesh,
-                                  unroll, mode, group, config.disc.binarize),
+                                  unroll, mode, group, config.disc.binarize,
+                                  config.disc.input_noise),
         score=steps.make_scorer(model, False, mesh,
                                 "map" if config.assign.sequential_components else mode,
                                 config.disc.binarize))
