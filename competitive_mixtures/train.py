@@ -237,11 +237,26 @@ def _profiled(config: ml_collections.ConfigDict, work: workdir_lib.Workdir, r: i
         yield
 
 
+def load_points(config: ml_collections.ConfigDict, mesh):
+    """The run's data and its training points on `mesh`: `(dataset, x)`.
+
+    Every process loads only the training points its devices hold; images
+    stay uint8 on the device (the models scale them), vectors are float32.
+    The dataset's labels are those of all points (small), on every process,
+    for clustering scores.
+    """
+    dataset = data_lib.load(config, share=lambda n: points_lib.local_rows(n, mesh))
+    x = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
+    x = points_lib.from_local(x, dataset.first, dataset.num_points, mesh)
+    label = points_lib.to_host(points_lib.from_local(dataset.label, dataset.first,
+                                                     dataset.num_points, mesh))
+    return dataclasses.replace(dataset, label=label), x
+
+
 def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
            allow_config_change: bool, mesh) -> dict:
     mesh = sharding.make_mesh() if mesh is None else mesh
-    # Every process loads only the training points its devices hold.
-    dataset = data_lib.load(config, share=lambda n: points_lib.local_rows(n, mesh))
+    dataset, x = load_points(config, mesh)
     config_lib.validate(config, dataset.num_points)
     changed = work.config_changes(config, allow_config_change)
     logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
@@ -251,12 +266,6 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
                      dataset.first, dataset.first + len(dataset.x))
 
     programs = make_programs(config, dataset.data_shape, mesh)
-    # Images stay uint8 on the device (the models scale them); vectors are float32.
-    x = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
-    x = points_lib.from_local(x, dataset.first, dataset.num_points, mesh)
-    # The labels of all points (small), for clustering scores on every process.
-    dataset = dataclasses.replace(dataset, label=points_lib.to_host(points_lib.from_local(
-        dataset.label, dataset.first, dataset.num_points, mesh)))
     state = init_state(config, programs, x)
     checkpointer = checkpointing.Checkpointer(work.file("checkpoints"),
                                               config.checkpoint.max_to_keep)

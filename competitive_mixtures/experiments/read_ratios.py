@@ -31,9 +31,9 @@ import numpy as np
 
 from competitive_mixtures import assign
 from competitive_mixtures import cli
-from competitive_mixtures import data as data_lib
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
+from competitive_mixtures import train
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.ratio import base
@@ -47,16 +47,6 @@ _SEEDS = flags.DEFINE_integer("seeds", 2, "Fresh initialisations per trained est
 
 # Keys of the readings, apart from the run's own streams.
 READ_STREAM = 2**31 - 5
-
-
-def training_points(config, programs):
-    """The run's training points on its mesh, and their labels on the host."""
-    dataset = data_lib.load(config, share=lambda n: points_lib.local_rows(n, programs.mesh))
-    x = dataset.x if dataset.x.dtype == np.uint8 else dataset.x.astype(np.float32)
-    x = points_lib.from_local(x, dataset.first, dataset.num_points, programs.mesh)
-    label = points_lib.to_host(points_lib.from_local(dataset.label, dataset.first,
-                                                     dataset.num_points, programs.mesh))
-    return x, np.asarray(label)
 
 
 def read(config, programs, state, x, kind: str, fits: int, seeds: int) -> list[dict]:
@@ -128,7 +118,7 @@ def main(argv):
     unknown = sorted(set(kinds) - set(ratio_lib.KINDS))
     if unknown:
         cli.fail(f"--kinds: unknown {unknown}; known: {sorted(ratio_lib.KINDS)}")
-    x, label = training_points(config, programs)
+    dataset, x = train.load_points(config, programs.mesh)
     with open(workdir_lib.Workdir(_WORKDIR.value).file("assignments.npz"), "rb") as f, \
             np.load(f) as saved:
         run_owner = saved["assignment"]
@@ -138,7 +128,7 @@ def main(argv):
             records[kind] = read(config, programs, state, x, kind, _FITS.value, _SEEDS.value)
         except ValueError as error:
             cli.fail(str(error))
-    print(table(records, label, run_owner, config.num_components))
+    print(table(records, np.asarray(dataset.label), run_owner, config.num_components))
 
 
 if __name__ == "__main__":
