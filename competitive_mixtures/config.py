@@ -7,11 +7,12 @@ value outside its allowed range, before any work is done.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib.util
 import math
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import ml_collections
 
@@ -458,6 +459,46 @@ def parse_arg(arg: str | None, allowed: set[str], where: str) -> dict[str, Any]:
         raise ValueError(f"{where}: unknown argument(s) {sorted(unknown)}; "
                          f"allowed: {sorted(allowed)}")
     return out
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    items: Sequence[str]) -> ml_collections.ConfigDict:
+    """Sets `FIELD=VALUE` strings on `config` in place, as `--config.FIELD=VALUE` would.
+
+    A value is read as a Python literal ('24', '0.05', '(8, 16)', 'True') or,
+    failing that, as a string; 'true' / 'false' are booleans. The field must
+    exist and keep its type (an int field takes no '0.5'). Raises ConfigError
+    naming the item otherwise.
+    """
+    for item in items:
+        field, sep, text = item.partition("=")
+        field, text = field.strip(), text.strip()
+        parent_path, _, leaf = field.rpartition(".")
+        try:
+            parent = _get(config, parent_path) if parent_path else config
+            known = (isinstance(parent, ml_collections.ConfigDict) and leaf in parent
+                     and not isinstance(parent[leaf], ml_collections.ConfigDict))
+        except (KeyError, AttributeError):
+            known = False
+        if not sep or not known:
+            raise ConfigError(f"override {item!r}: expected FIELD=VALUE with FIELD a field of "
+                              "the config (not a group of fields), e.g. 'epochs_per_round=24' "
+                              "or 'disc.input_noise=0.05'.")
+        if text.lower() in ("true", "false"):
+            value: Any = text.lower() == "true"
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
+        if isinstance(value, list):
+            value = tuple(value)
+        try:
+            parent[leaf] = value
+        except TypeError as error:
+            raise ConfigError(f"override {item!r}: {field} is {type(parent[leaf]).__name__}, "
+                              f"not {type(value).__name__} ({error}).") from None
+    return config
 
 
 def _unknown_fields(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict,

@@ -179,3 +179,31 @@ def test_config_of_an_older_run_gets_new_fields_as_defaults():
     assert restored.gan.clip == config_lib.base_config().gan.clip
     assert restored.model.hidden == (128, 128)  # JSON lists become the tuples they were.
     config_lib.validate(restored)
+
+
+def test_overrides_set_fields_with_their_types():
+    """`FIELD=VALUE` strings, as the experiment drivers' --set passes them."""
+    c = load_config("gan_ring", "tiny")
+    config_lib.apply_overrides(c, ["epochs_per_round=24", "disc.input_noise=0.05",
+                                   "disc.hidden=(8, 16)", "disc.reinit_each_round=true",
+                                   "init_split=kmeans", "model.learning_rate=1"])
+    assert c.epochs_per_round == 24 and isinstance(c.epochs_per_round, int)
+    assert c.disc.input_noise == 0.05
+    assert c.disc.hidden == (8, 16)
+    assert c.disc.reinit_each_round is True
+    assert c.init_split == "kmeans"
+    assert c.model.learning_rate == 1.0 and isinstance(c.model.learning_rate, float)
+    config_lib.validate(c)
+
+
+@pytest.mark.parametrize("item, match", [
+    ("nope=1", "'nope=1': expected FIELD=VALUE"),
+    ("disc.nope=2", "'disc.nope=2': expected FIELD=VALUE"),
+    ("epochs_per_round", "expected FIELD=VALUE"),
+    ("disc=3", "not a group of fields"),
+    ("epochs_per_round=0.5", "epochs_per_round is int, not float"),
+    ("disc.reinit_each_round=yes", "reinit_each_round is bool, not str"),
+])
+def test_bad_override_is_refused(item, match):
+    with pytest.raises(config_lib.ConfigError, match=match):
+        config_lib.apply_overrides(load_config("gan_ring", "tiny"), [item])

@@ -139,6 +139,26 @@ def test_table1_tiny_resumes_after_interruption(tmp_path, monkeypatch):
     assert result["strategy"] == "bagging"
 
 
+def test_driver_overrides_reach_the_config_but_not_the_seeds():
+    """--set reaches each run's config; the seeds stay the driver's."""
+    config = table1.config_for(str(REPO / "configs"), 3, "competitive", "tiny", 4,
+                               ["epochs_per_round=3", "disc.hidden=(8, 8)", "seed=99"])
+    assert config.epochs_per_round == 3 and config.disc.hidden == (8, 8)
+    assert config.seed == 4 and config.data.seed == 4
+    assert table1.config_for(str(REPO / "configs"), 3, "competitive", "tiny", 4).seed == 4
+
+
+def test_driver_refuses_a_bad_override_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "competitive_mixtures.experiments.table1",
+                           f"--workdir={tmp_path}", "--seeds=1", "--preset=tiny", "--modes=3",
+                           "--set=disc.nope=1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("error: override 'disc.nope=1'")
+    assert "Traceback" not in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_table1_end_to_end_tiny(tmp_path):
     """The 3-mode row (the 5 and 9-mode rows run the same code on other data)."""

@@ -3,6 +3,7 @@
 import json
 import os
 import time
+from typing import Sequence
 
 from absl import flags
 from absl import logging
@@ -20,10 +21,19 @@ CONFIG_DIR = flags.DEFINE_string("config_dir", config_lib.CONFIG_DIR,
                                  "Folder holding the experiment configs (configs/).")
 
 
-def seeded_config(name: str, parts: list[str], config_dir: str, seed: int):
-    """`configs/NAME.py` with the arguments `parts` (empty ones dropped), for one seed
-    of model and data. Boosting gets the K - 1 rounds it needs at least."""
+OVERRIDES = flags.DEFINE_multi_string(
+    "set", [], "FIELD=VALUE set on every run's config (repeatable), e.g. "
+    "--set=epochs_per_round=24 --set=disc.input_noise=0.05; the seeds stay the "
+    "driver's. Give such runs their own --workdir: finished runs are not rerun.")
+
+
+def seeded_config(name: str, parts: list[str], config_dir: str, seed: int,
+                  overrides: Sequence[str] = ()):
+    """`configs/NAME.py` with the arguments `parts` (empty ones dropped) and the
+    `FIELD=VALUE` `overrides` (`config.apply_overrides`), for one seed of model
+    and data. Boosting gets the K - 1 rounds it needs at least."""
     config = config_lib.load_config_file(name, ",".join(p for p in parts if p), config_dir)
+    config_lib.apply_overrides(config, overrides)
     config.seed = seed
     config.data.seed = seed
     if config.strategy == "boosting":

@@ -16,11 +16,13 @@ the verdict of competitive against single over paired seeds
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import os
 
-from absl import app
 from absl import flags
 
+from competitive_mixtures import cli
 from competitive_mixtures import experiments
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
@@ -38,10 +40,12 @@ METRICS = (("domain FID", "fid", False), ("precision", "precision", True),
            ("recall", "recall", True))
 
 
-def config_for(config_dir: str, filters: int, method: str, preset: str, seed: int):
+def config_for(config_dir: str, filters: int, method: str, preset: str, seed: int,
+               overrides: Sequence[str] = ()):
     parts = ["digits", f"filters={filters}", f"strategy={method}"]
     return experiments.seeded_config("celeba_gan", parts + (["small"] if preset == "small"
-                                                             else []), config_dir, seed)
+                                                             else []), config_dir, seed,
+                                    overrides)
 
 
 def write_table(results: dict, seeds: int, path: str) -> str:
@@ -76,7 +80,7 @@ def main(argv):
         for width in filters:
             for method in METHODS:
                 config = config_for(experiments.CONFIG_DIR.value, width, method, _PRESET.value,
-                                    seed)
+                                    seed, experiments.OVERRIDES.value)
                 run = os.path.join(_WORKDIR.value, f"f{width}", method, f"seed{seed}")
                 progress.step(f"{width} filters, {method}, seed {seed} -> {run}")
                 results[width][method].append(experiments.run_one(config, run))
@@ -85,4 +89,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)

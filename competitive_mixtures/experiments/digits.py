@@ -28,6 +28,8 @@ accelerator; KMeans then uses the same K.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import json
 import os
 
@@ -36,6 +38,7 @@ from absl import flags
 from sklearn.cluster import KMeans
 
 from competitive_mixtures import data as data_lib
+from competitive_mixtures import cli
 from competitive_mixtures import experiments
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
@@ -57,9 +60,10 @@ METHODS = {"competitive": "", "competitive_elbo": "elbo", "competitive_posterior
 FEATURES = "digits"
 
 
-def config_for(config_dir: str, method: str, preset: str, seed: int):
+def config_for(config_dir: str, method: str, preset: str, seed: int,
+               overrides: Sequence[str] = ()):
     parts = ["offline", METHODS[method]] + ([preset] if preset != "quick" else [])
-    return experiments.seeded_config("mnist", parts, config_dir, seed)
+    return experiments.seeded_config("mnist", parts, config_dir, seed, overrides)
 
 
 def kmeans_nmi(config, seed: int) -> float:
@@ -134,14 +138,16 @@ def main(argv):
     progress = experiments.Progress(_SEEDS.value * len(_METHODS.value), "digits run")
     for seed in range(_SEEDS.value):
         for method in _METHODS.value:
-            config = config_for(experiments.CONFIG_DIR.value, method, _PRESET.value, seed)
+            config = config_for(experiments.CONFIG_DIR.value, method, _PRESET.value, seed,
+                                experiments.OVERRIDES.value)
             run = os.path.join(_WORKDIR.value, method, f"seed{seed}")
             progress.step(f"{method}, seed {seed} -> {run}")
             result = experiments.run_one(config, run)
             result["training_seconds"] = experiments.training_seconds(run)
             results[method].append(result)
         kmeans.append(kmeans_nmi(config_for(experiments.CONFIG_DIR.value, "competitive",
-                                            _PRESET.value, seed), seed))
+                                            _PRESET.value, seed,
+                                            experiments.OVERRIDES.value), seed))
     text = write_table(results, kmeans, _SEEDS.value, os.path.join(_WORKDIR.value, "digits.md"))
     workdir_lib.write_text_atomic(os.path.join(_WORKDIR.value, "digits.json"), json.dumps(
         {"results": results, "kmeans_nmi": kmeans}, default=float))
@@ -150,4 +156,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)

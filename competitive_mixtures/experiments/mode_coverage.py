@@ -19,12 +19,14 @@ values; and `WORKDIR/samples_{data}.png`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from competitive_mixtures import cli
 from competitive_mixtures import experiments
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
@@ -39,7 +41,8 @@ _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "tiny"],
 METHODS = ("competitive", "single")
 
 
-def config_for(config_dir: str, data: str, method: str, model: str, preset: str, seed: int):
+def config_for(config_dir: str, data: str, method: str, model: str, preset: str, seed: int,
+               overrides: Sequence[str] = ()):
     parts = [f"data={data}", f"strategy={method}"]
     if preset == "tiny":
         parts.append("tiny")
@@ -47,7 +50,7 @@ def config_for(config_dir: str, data: str, method: str, model: str, preset: str,
         name, parts = "gan_ring", parts + [f"loss={model}"]
     else:
         name, parts = "families", parts + [f"model={model}"]
-    return experiments.seeded_config(name, parts, config_dir, seed)
+    return experiments.seeded_config(name, parts, config_dir, seed, overrides)
 
 
 ROWS = (("modes covered", lambda r: r["modes"]["modes_covered"]),
@@ -91,7 +94,7 @@ def main(argv):
         for data in _DATASETS.value:
             for method in METHODS:
                 config = config_for(experiments.CONFIG_DIR.value, data, method, _MODEL.value,
-                                    _PRESET.value, seed)
+                                    _PRESET.value, seed, experiments.OVERRIDES.value)
                 run = os.path.join(_WORKDIR.value, data, method, f"seed{seed}")
                 logging.info("mode_coverage: %s, %s, seed %d -> %s", data, method, seed, run)
                 results[data][method].append(experiments.run_one(config, run))
@@ -104,4 +107,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)

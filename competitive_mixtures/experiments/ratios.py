@@ -21,6 +21,8 @@ estimator's Nystrom approximation against its exact solve on 4,096 points.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import json
 import os
 import time
@@ -32,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from competitive_mixtures import cli
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import experiments
@@ -64,10 +67,11 @@ METRICS = (("KDE log-likelihood of held-out data (higher is better)",
             lambda r: r["clustering"]["nmi"]))
 
 
-def config_for(config_dir: str, dataset: str, method: str, preset: str, seed: int):
+def config_for(config_dir: str, dataset: str, method: str, preset: str, seed: int,
+               overrides: Sequence[str] = ()):
     """The run's config: configs/synthetic.py with the dataset's and method's arguments."""
     parts = [DATASETS[dataset], METHODS[method]] + ([] if preset == "quick" else [preset])
-    return experiments.seeded_config("synthetic", parts, config_dir, seed)
+    return experiments.seeded_config("synthetic", parts, config_dir, seed, overrides)
 
 
 def assignment_seconds(workdir: str) -> float:
@@ -194,7 +198,7 @@ def main(argv):
         for dataset in _DATASETS.value:
             for method in _METHODS.value:
                 config = config_for(experiments.CONFIG_DIR.value, dataset, method,
-                                    _PRESET.value, seed)
+                                    _PRESET.value, seed, experiments.OVERRIDES.value)
                 run = os.path.join(_WORKDIR.value, dataset, method, f"seed{seed}")
                 logging.info("ratios: %s, %s, seed %d -> %s", dataset, method, seed, run)
                 results[dataset][method].append(experiments.run_one(config, run))
@@ -214,4 +218,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)

@@ -29,12 +29,15 @@ train 100 epochs; by default only the paper's three columns (no boosting).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import os
 
 from absl import app
 from absl import flags
 import jax
 
+from competitive_mixtures import cli
 from competitive_mixtures import experiments
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
@@ -60,9 +63,10 @@ PAPER = {3: {"competitive": -4.59, "bagging": -6.49, "single150": -5.42},
          9: {"competitive": -2.51, "bagging": -7.05, "single150": -6.83}}
 
 
-def config_for(config_dir: str, modes: int, method: str, preset: str, seed: int):
+def config_for(config_dir: str, modes: int, method: str, preset: str, seed: int,
+               overrides: Sequence[str] = ()):
     parts = [f"modes={modes}", METHODS_ARGS[method]] + ([] if preset == "quick" else [preset])
-    return experiments.seeded_config("synthetic", parts, config_dir, seed)
+    return experiments.seeded_config("synthetic", parts, config_dir, seed, overrides)
 
 
 def _cell(values, paper=None) -> str:
@@ -147,7 +151,7 @@ def main(argv):
         for modes in modes_list:
             for method in methods:
                 config = config_for(experiments.CONFIG_DIR.value, modes, method,
-                                    _PRESET.value, seed)
+                                    _PRESET.value, seed, experiments.OVERRIDES.value)
                 run = os.path.join(_WORKDIR.value, f"modes{modes}", method, f"seed{seed}")
                 progress.step(f"{modes} modes, {method}, seed {seed} -> {run}")
                 result = experiments.run_one(config, run)
@@ -163,4 +167,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)
