@@ -8,11 +8,12 @@ value outside its allowed range, before any work is done.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 import dataclasses
 import importlib.util
 import math
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import ml_collections
 

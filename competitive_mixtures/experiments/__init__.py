@@ -1,9 +1,9 @@
 """Experiments that run several configurations and collect their results."""
 
+from collections.abc import Sequence
 import json
 import os
 import time
-from typing import Sequence
 
 from absl import flags
 from absl import logging

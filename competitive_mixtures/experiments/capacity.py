@@ -17,7 +17,6 @@ the verdict of competitive against single over paired seeds
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 import os
 
 from absl import flags

@@ -29,7 +29,6 @@ accelerator; KMeans then uses the same K.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 import json
 import os
 
@@ -37,8 +36,8 @@ from absl import app
 from absl import flags
 from sklearn.cluster import KMeans
 
-from competitive_mixtures import data as data_lib
 from competitive_mixtures import cli
+from competitive_mixtures import data as data_lib
 from competitive_mixtures import experiments
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering

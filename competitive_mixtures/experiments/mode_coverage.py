@@ -20,7 +20,6 @@ values; and `WORKDIR/samples_{data}.png`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 import os
 
 from absl import flags

@@ -22,7 +22,6 @@ estimator's Nystrom approximation against its exact solve on 4,096 points.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 import json
 import os
 import time

@@ -30,7 +30,6 @@ train 100 epochs; by default only the paper's three columns (no boosting).
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 import os
 
 from absl import app
