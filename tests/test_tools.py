@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from competitive_mixtures import config as config_lib
 from competitive_mixtures import train
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures import experiments
@@ -137,6 +138,10 @@ def test_table1_tiny_resumes_after_interruption(tmp_path, monkeypatch):
     result = experiments.run_one(table1.config_for(module, 3, "bagging", "tiny", 0),
                             str(tmp_path / "b"))
     assert result["strategy"] == "bagging"
+    # A finished run of another config is refused, not taken for this one.
+    other = table1.config_for(module, 3, "competitive", "tiny", 0, ["disc.learning_rate=0.123"])
+    with pytest.raises(config_lib.ConfigError, match="disc.learning_rate"):
+        experiments.run_one(other, str(tmp_path / "a"))
 
 
 def test_driver_overrides_reach_the_config_but_not_the_seeds():

@@ -24,7 +24,7 @@ CONFIG_DIR = flags.DEFINE_string("config_dir", config_lib.CONFIG_DIR,
 OVERRIDES = flags.DEFINE_multi_string(
     "set", [], "FIELD=VALUE set on every run's config (repeatable), e.g. "
     "--set=epochs_per_round=24 --set=disc.input_noise=0.05; the seeds stay the "
-    "driver's. Give such runs their own --workdir: finished runs are not rerun.")
+    "driver's. Give such runs their own --workdir: a finished run of another config is refused.")
 
 
 def seeded_config(name: str, parts: list[str], config_dir: str, seed: int,
@@ -42,9 +42,15 @@ def seeded_config(name: str, parts: list[str], config_dir: str, seed: int,
 
 
 def run_one(config, workdir: str) -> dict:
-    """Trains (or resumes) one run and evaluates it once; returns eval.json's content."""
+    """Trains (or resumes) one run and evaluates it once; returns eval.json's content.
+
+    A finished run is reused only if its config.json is `config`; otherwise
+    ConfigError names the fields that differ (another preset or `--set` needs
+    its own workdir).
+    """
     eval_path = os.path.join(workdir, "eval.json")
     if os.path.exists(eval_path):
+        workdir_lib.Workdir(workdir).config_changes(config, allow_change=False)
         with open(eval_path) as f:
             result = json.load(f)
         if result["round"] == config.num_rounds:
