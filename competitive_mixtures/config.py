@@ -479,7 +479,7 @@ def apply_overrides(config: ml_collections.ConfigDict,
             parent = _get(config, parent_path) if parent_path else config
             known = (isinstance(parent, ml_collections.ConfigDict) and leaf in parent
                      and not isinstance(parent[leaf], ml_collections.ConfigDict))
-        except (KeyError, AttributeError):
+        except (KeyError, TypeError):  # A missing field, or a path through a value.
             known = False
         if not sep or not known:
             raise ConfigError(f"override {item!r}: expected FIELD=VALUE with FIELD a field of "

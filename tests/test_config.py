@@ -201,6 +201,7 @@ def test_overrides_set_fields_with_their_types():
     ("disc.nope=2", "'disc.nope=2': expected FIELD=VALUE"),
     ("epochs_per_round", "expected FIELD=VALUE"),
     ("disc=3", "not a group of fields"),
+    ("disc.hidden.x.y=1", "'disc.hidden.x.y=1': expected FIELD=VALUE"),
     ("epochs_per_round=0.5", "epochs_per_round is int, not float"),
     ("disc.reinit_each_round=yes", "reinit_each_round is bool, not str"),
 ])
