@@ -161,6 +161,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.gan.critic_learning_rate = 2e-4
     c.gan.critic_b1 = 0.5
     c.gan.critic_b2 = 0.999
+    # Samples (for assignment, evaluation and pictures) come from an exponential
+    # moving average of the generator's weights with this decay per generator
+    # update (0: the live weights). The critic always trains against the live
+    # generator. A conv generator's batch statistics stay the live ones.
+    c.gan.generator_ema = 0.0
 
     c.avb = ml_collections.ConfigDict()
     # Adversarial Variational Bayes (model.family='avb'): encoder and decoder
@@ -375,6 +380,7 @@ RANGES: dict[str, Range] = {
     "gan.critic_steps": _POSITIVE_INT, "gan.gp_weight": Range(0), "gan.clip": _POSITIVE,
     "gan.critic_hidden": _WIDTHS, "gan.filters": _POSITIVE_INT,
     "gan.critic_learning_rate": _RATE, "gan.critic_b1": _BETA, "gan.critic_b2": _BETA,
+    "gan.generator_ema": _BETA,
     "avb.adversary_hidden": _WIDTHS, "avb.adversary_learning_rate": _RATE,
     "gram.projection_dim": _POSITIVE_INT, "gram.projection_hidden": _WIDTHS,
     "gram.projection_channels": _WIDTHS, "gram.projection_learning_rate": _RATE,

@@ -1,7 +1,7 @@
 """Competitive GANs on the 5x5 grid of Gaussians: configs/gan_ring.py with data=grid.
 
 Usage: --config=configs/gan_grid.py[:ARGS] with the ARGS of configs/gan_ring.py
-(k, strategy, loss, tiny); K defaults to 10.
+(k, strategy, loss, tiny); K defaults to 25, one component per mode.
 """
 
 import os

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import config as config_lib, models, stacking, train
+from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.models import gan
 from conftest import load_config
 
@@ -71,8 +72,9 @@ def test_gradient_penalty_matches_hand_computation():
     np.testing.assert_allclose(float(quadratic), expected, rtol=1e-5)
 
 
-def _gan_config(loss: str, images: bool = False):
+def _gan_config(loss: str, images: bool = False, generator_ema: float = 0.0):
     c = config_lib.base_config()
+    c.gan.generator_ema = generator_ema
     c.model.family = "gan"
     c.model.hidden = (16, 16)
     c.model.latent = 4
@@ -93,11 +95,11 @@ def _batch(model, data_shape, seed=0):
     return jnp.asarray(x), jnp.asarray(noise)
 
 
-@pytest.mark.parametrize("loss, data_shape", [("ns", (2,)), ("wgan_gp", (2,)),
-                                              ("ns", (16, 16, 1))])
-def test_stacked_gan_step_equals_separate_steps(loss, data_shape):
+@pytest.mark.parametrize("loss, data_shape, generator_ema", [
+    ("ns", (2,), 0.0), ("wgan_gp", (2,), 0.0), ("ns", (16, 16, 1), 0.0), ("ns", (2,), 0.9)])
+def test_stacked_gan_step_equals_separate_steps(loss, data_shape, generator_ema):
     """One vmapped M-step of K GANs equals K single-component steps (critic + generator)."""
-    config = _gan_config(loss)
+    config = _gan_config(loss, generator_ema=generator_ema)
     model = models.generator(config, data_shape)
     if len(data_shape) == 3:  # Batch-norm statistics of one device, outside a mesh.
         model = dataclasses.replace(model, generator=model.generator.clone(axis_name=None))
@@ -123,6 +125,39 @@ def test_stacked_gan_step_equals_separate_steps(loss, data_shape):
         after = jax.tree.leaves(stacked.params[part])[0]
         assert not np.allclose(before, after)
     chex.assert_tree_all_finite(stacked.params)
+
+
+def test_generator_average_follows_the_live_generator_and_is_what_samples():
+    """g_bar <- d g_bar + (1 - d) g after each step, from the initial weights; samples
+    come from g_bar; without averaging there is no average and samples are g's."""
+    decay = 0.9
+    model = models.generator(_gan_config("ns", generator_ema=decay), (2,))
+    optimizer = models.generator_optimizer(_gan_config("ns"))
+    x, noise = _batch(model, (2,))
+    params, model_state = model.init(jax.random.PRNGKey(0), jnp.zeros((B, 2)))
+    chex.assert_trees_all_equal(model_state["generator_ema"], params["generator"])
+    step = jax.jit(model.make_step(optimizer))
+    expected = params["generator"]
+    opt_state = optimizer.init(params)
+    for j in range(3):
+        params, model_state, opt_state, _ = step(params, model_state, opt_state, x[j], noise[j])
+        expected = jax.tree.map(lambda a, w: decay * a + (1 - decay) * w, expected,
+                                params["generator"])
+    chex.assert_trees_all_close(model_state["generator_ema"], expected, rtol=1e-6, atol=1e-7)
+    key = jax.random.PRNGKey(5)
+    z = jax.random.normal(key, (16, model.latent))
+    average = model.generator.apply({"params": expected}, z, train=False)
+    live = model.generator.apply({"params": params["generator"]}, z, train=False)
+    samples = model.sample(params, model_state, key, 16)
+    np.testing.assert_allclose(samples, average, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(samples, live, atol=1e-4)
+
+    plain = models.generator(_gan_config("ns"), (2,))
+    params, model_state = plain.init(jax.random.PRNGKey(0), jnp.zeros((B, 2)))
+    assert "generator_ema" not in model_state
+    np.testing.assert_allclose(plain.sample(params, model_state, key, 16),
+                               plain.generator.apply({"params": params["generator"]}, z,
+                                                     train=False), rtol=1e-6)
 
 
 @pytest.mark.parametrize("image_shape, filters", [((28, 28, 1), 4), ((64, 64, 3), 8)])
@@ -151,11 +186,17 @@ def test_bad_gan_config_is_rejected():
     c.gan.filters = 48
     with pytest.raises(config_lib.ConfigError, match="gan.filters"):
         config_lib.validate(c)
+    c = load_config("gan_ring", "tiny")
+    c.gan.generator_ema = 1.0
+    with pytest.raises(config_lib.ConfigError, match="gan.generator_ema"):
+        config_lib.validate(c)
 
 
 def test_tiny_competitive_gan_run_on_ring(tmp_path):
-    """Competitive GANs on ring-8 end to end: files, counts, mode metrics, sampling."""
+    """Competitive GANs on ring-8 end to end: files, counts, mode metrics, sampling,
+    the averaged generators checkpointed and restored."""
     config = load_config("gan_ring", "tiny")
+    config.gan.generator_ema = 0.99
     summary = train.train_and_evaluate(config, str(tmp_path))
     assert sum(summary["counts"]) == config.data.num_points
     assert summary["modes"]["num_modes"] == 8
@@ -168,6 +209,12 @@ def test_tiny_competitive_gan_run_on_ring(tmp_path):
     assert len(records) == config.num_rounds + 1
     assert all(np.isfinite(v) for r in records for v in r["gen_loss"] if v is not None)
     # Resuming a finished run restores the GAN state (two optimizers, critic
-    # power-iteration vectors) and trains nothing more.
+    # power-iteration vectors, averaged generators) and trains nothing more.
     again = train.train_and_evaluate(config, str(tmp_path))
     assert again["counts"] == summary["counts"]
+    assert again["modes"] == summary["modes"]
+    _, _, state = workdir_lib.restore_run(str(tmp_path))
+    average, live = state.gen.model_state["generator_ema"], state.gen.params["generator"]
+    chex.assert_trees_all_equal_shapes(average, live)
+    assert jax.tree.leaves(average)[0].shape[0] == config.num_components
+    assert not np.allclose(jax.tree.leaves(average)[0], jax.tree.leaves(live)[0])

@@ -97,11 +97,37 @@ def test_mnist_offline_quick_preset_guards_against_starvation():
     assert c.num_components == 10 and c.ratio.kind == "discriminator"
     assert c.init_split == "kmeans" and c.step_budget == "equal"
     assert c.balance.min_points == 4500 // (2 * c.num_components)
-    # The paper's 10-epoch schedule, 4 iterations; discriminators see a 3-pixel blur
-    # of binarised digits against the decoders' Bernoulli draws.
-    assert c.pretrain_epochs == c.epochs_per_round == 10 and c.num_rounds == 4
+    # The paper's 110 generator epochs in 4 iterations (30 of pre-training, rounds
+    # of 20); discriminators see a 3-pixel blur of binarised digits against the
+    # decoders' Bernoulli draws.
+    paper = load_config("mnist", "paper,offline")
+    assert (c.pretrain_epochs, c.epochs_per_round, c.num_rounds) == (30, 20, 4)
+    assert (c.pretrain_epochs + c.num_rounds * c.epochs_per_round
+            == paper.pretrain_epochs + paper.num_rounds * paper.epochs_per_round == 110)
     assert c.disc.input_blur == 3.0 and c.disc.binarize
     for arg, kind in (("elbo", "elbo"), ("posterior", "posterior")):
         other = load_config("mnist", f"offline,{arg}")
         config_lib.validate(other)
         assert other.ratio.kind == kind
+
+
+def test_gan_presets_average_generators_start_from_kmeans_and_match_budgets():
+    """The ring and grid presets' stated choices (configs/gan_ring.py): averaged
+    generators for both methods, a k-means start, one component per mode, the
+    grid's 24-epoch rounds for both; the families keep the settings they were
+    measured with."""
+    ring, grid = load_config("gan_ring", "data=ring"), load_config("gan_grid")
+    singles = [load_config("gan_ring", f"data={d},strategy=single") for d in ("ring", "grid")]
+    for c in [ring, grid] + singles:
+        config_lib.validate(c)
+        assert c.gan.generator_ema == 0.99
+    assert ring.init_split == grid.init_split == "kmeans"
+    assert (ring.num_components, grid.num_components) == (8, 25)
+    assert [c.num_components for c in singles] == [1, 1]
+    assert (ring.epochs_per_round, grid.epochs_per_round) == (8, 24)
+    assert [c.epochs_per_round for c in singles] == [8, 24]
+    for data in ("ring", "grid"):
+        family = load_config("families", f"model=wgan_clip,data={data}")
+        config_lib.validate(family)
+        assert family.gan.generator_ema == 0.0 and family.init_split == "uniform"
+        assert family.epochs_per_round == 8

@@ -7,7 +7,7 @@ python -m competitive_mixtures.experiments.mode_coverage --workdir=runs/gan_ns [
 `--model`: GANs with the non-saturating or gradient-penalty loss
 (`configs/gan_ring.py`), or the families of `configs/families.py` (the
 original WGAN, AVB, GRaM). For every seed and dataset (ring of 8: K=8, grid
-of 25: K=10, the skewed 5-mode set: K=5) runs competitive and single, each in
+of 25: K=25, the skewed 5-mode set: K=5) runs competitive and single, each in
 `WORKDIR/{data}/{method}/seed{S}` (finished runs are skipped, stopped ones
 resume). Both methods take the same number of generator updates in total.
 Writes `WORKDIR/mode_coverage.md`: modes covered, share of high-quality

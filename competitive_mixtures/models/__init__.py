@@ -23,7 +23,8 @@ def _gan(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> gan.
         generator_net = gan.MLPGenerator(hidden=tuple(m.hidden), data_dim=data_shape[0])
         critic = gan.MLPCritic(hidden=tuple(g.critic_hidden), spectral_norm=g.spectral_norm)
     return gan.GANModel(generator=generator_net, critic=critic, latent=m.latent, loss=g.loss,
-                        critic_steps=g.critic_steps, gp_weight=g.gp_weight, clip=g.clip)
+                        critic_steps=g.critic_steps, gp_weight=g.gp_weight, clip=g.clip,
+                        generator_ema=g.generator_ema)
 
 
 def _avb(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> avb.AVBModel:

@@ -36,6 +36,16 @@ Losses (`loss`):
     normalisation; `configs/gan_ring.py:loss=wgan_clip`).
 One training step is `critic_steps` critic updates, each on its own real
 batch, then one generator update.
+
+Generator averaging (`generator_ema` = d > 0, Yazici et al. 2019): the
+component also keeps g_bar <- d g_bar + (1 - d) g after each generator
+update, starting from the initial weights, and samples from g_bar. The
+critic trains against the live g as before. A live generator fitted to a
+narrow mode circles it rather than settling, so the share of its samples
+near the mode swings from one update to the next; the average sits on it
+(docs/results.md, "The preset: averaged generators and a k-means start").
+The average lives in model_state['generator_ema'], so it is stacked,
+sharded and checkpointed with the rest of the component.
 """
 
 from __future__ import annotations
@@ -201,10 +211,13 @@ class GANModel:
     critic_steps: int = 1
     gp_weight: float = 10.0
     clip: float = 0.01
+    generator_ema: float = 0.0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not 0.0 <= self.generator_ema < 1.0:
+            raise ValueError(f"generator_ema must be in [0, 1), got {self.generator_ema}")
 
     @property
     def draws_per_example(self) -> int:
@@ -221,7 +234,11 @@ class GANModel:
         gen_vars = dict(self.generator.init(gen_key, z, train=False))
         critic_vars = dict(self.critic.init(critic_key, x, train=False))
         params = {"generator": gen_vars.pop("params"), "critic": critic_vars.pop("params")}
-        return params, {"generator": gen_vars, "critic": critic_vars}
+        model_state = {"generator": gen_vars, "critic": critic_vars}
+        if self.generator_ema:
+            # A copy: the step donates params and state, which must not share buffers.
+            model_state["generator_ema"] = jax.tree.map(jnp.copy, params["generator"])
+        return params, model_state
 
     def generate(self, params: PyTree, model_state: PyTree, z: jax.Array,
                  train: bool) -> tuple[jax.Array, PyTree]:
@@ -300,13 +317,20 @@ class GANModel:
             gen_params, gen_state, gen_opt, loss = gen_update(
                 params["generator"], state, opt_state["generator"], critic_params,
                 noise[:, self.critic_steps, :latent])
-            return ({"generator": gen_params, "critic": critic_params},
-                    {"generator": gen_state, "critic": critic_state},
+            new_state = {**state, "generator": gen_state}
+            if self.generator_ema:
+                decay = self.generator_ema
+                new_state["generator_ema"] = jax.tree.map(
+                    lambda avg, w: decay * avg + (1.0 - decay) * w,
+                    model_state["generator_ema"], gen_params)
+            return ({"generator": gen_params, "critic": critic_params}, new_state,
                     {"generator": gen_opt, "critic": critic_opt}, loss)
 
         return step
 
     def sample(self, params: PyTree, model_state: PyTree, key: jax.Array, n: int) -> jax.Array:
-        """`n` samples `[n, *data_shape]` of g(z), z ~ N(0, I)."""
+        """`n` samples `[n, *data_shape]` of g(z), z ~ N(0, I); g is the averaged
+        generator when `generator_ema` is set."""
         z = jax.random.normal(key, (n, self.latent))
-        return self.generate(params["generator"], model_state, z, train=False)[0]
+        weights = model_state.get("generator_ema", params["generator"])
+        return self.generate(weights, model_state, z, train=False)[0]
