@@ -332,5 +332,5 @@ class GANModel:
         """`n` samples `[n, *data_shape]` of g(z), z ~ N(0, I); g is the averaged
         generator when `generator_ema` is set."""
         z = jax.random.normal(key, (n, self.latent))
-        weights = model_state.get("generator_ema", params["generator"])
+        weights = model_state["generator_ema"] if self.generator_ema else params["generator"]
         return self.generate(weights, model_state, z, train=False)[0]
