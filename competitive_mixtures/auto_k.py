@@ -50,7 +50,9 @@ with L_j the exact log-density (k-means family) or the ELBO averaged over
 below, so C bounds the mixture's held-out log-likelihood), and alpha the
 shares of the training points. `min_gain` is the price of a component in
 nats per point: the smaller mixture wins unless the larger one is better by
-more. C is measured on held-out points the end-of-run evaluation does not
+more. With `gain_over='moved'` both prices are per held-out point of the
+component moved instead: a move's change of C is divided by the fraction
+of the held-out points it concerns (`judged_gain`). C is measured on held-out points the end-of-run evaluation does not
 use (`split_heldout`). Everything the search knows is in
 `MixtureState.search`, so a run resumes in the middle of a trial.
 """
@@ -184,8 +186,9 @@ def _candidates(search: dict, active: np.ndarray, alpha: np.ndarray, per_point: 
 
 
 def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search: dict,
-             now: float, per_point: np.ndarray) -> tuple[float, bool]:
-    """(C of the mixture without the move on trial, whether it is paired).
+             now: float, per_point: np.ndarray) -> tuple[float, bool, float]:
+    """(C of the mixture without the move on trial, whether it is paired, the
+    fraction of the held-out points the move concerns).
 
     `now`, `per_point`: C and the per-point bounds of the mixture with the move
     (`criterion` of the other arguments).
@@ -196,20 +199,34 @@ def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search:
     left: their bound now against their bound then, the other points counted
     as unchanged (so the rest of the mixture's round-to-round noise stays
     out). A split without a snapshot is judged against C when it started.
+
+    The points a move concerns are those the removed component, or the split's
+    parent, explained best in the mixture without the move.
     """
     kind, moved, parent, _, snapshot = (int(v) for v in search["trial"])
+    start_best = search["start_best"][:len(per_point)]
     if kind == REMOVAL:
-        mine = search["start_best"][:len(per_point)] == moved
+        mine = start_best == moved
         change = np.sum(per_point[mine] - search["start_point"][:len(per_point)][mine])
-        return now - change / len(per_point), False
+        return now - change / len(per_point), False, float(np.mean(mine))
     if snapshot < 0:
-        return search["baseline"], False
+        return search["baseline"], False, float(np.mean(start_best == parent))
     alpha, active = alpha.copy(), active.copy()
     alpha[snapshot] = alpha[parent] + alpha[moved]
     alpha[[parent, moved]] = 0.0
     active[[parent, moved]] = False
     active[snapshot] = True
-    return criterion(log_lik, alpha, active)[0], True
+    before, _, best = criterion(log_lik, alpha, active)
+    return before, True, float(np.mean(best == snapshot))
+
+
+def judged_gain(gain: float, concerned: float, gain_over: str) -> float:
+    """A move's gain in nats per held-out point (`gain`, C with minus C without)
+    as the prices read it: per held-out point (`gain_over='all'`), or per
+    held-out point the move concerns (`'moved'`; 0 if it concerns none)."""
+    if gain_over == "all":
+        return gain
+    return gain / concerned if concerned > 0 else 0.0
 
 
 def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: jax.Array,
@@ -242,13 +259,14 @@ def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: 
     # An undo that leaves components fitted without points they get back.
     unsettled = False
     if kind != NONE and r >= decided_at:
-        before, paired = _without(log_lik, np.asarray(result.alpha), active, search, value,
-                                  per_point)
-        gain = value - before
+        before, paired, concerned = _without(log_lik, np.asarray(result.alpha), active,
+                                             search, value, per_point)
+        gain = judged_gain(value - before, concerned, c.gain_over)
         keep = gain > c.min_gain if kind == SPLIT else gain >= -c.removal_price
         events.append({"event": f"{MOVES[kind]} {'kept' if keep else 'undone'}",
                        "component": moved, "parent": parent, "criterion_without": before,
-                       "criterion_with": value, "paired": paired})
+                       "criterion_with": value, "paired": paired, "concerned": concerned,
+                       "gain": gain})
         if keep:
             search["tried"][:] = False
             search["direction"] = kind

@@ -45,6 +45,7 @@ GAUSSIAN_MODES = (3, 5, 9)
 # estimator with one network (or none) per component, which a split copies.
 AUTO_K_FAMILIES = ("vae", "conv_vae", "kmeans")
 AUTO_K_RATIOS = ("discriminator", "kernel", "elbo", "exact")
+AUTO_K_GAIN_OVER = ("all", "moved")
 
 
 # The experiment configs of a source checkout: configs/ beside the package.
@@ -275,6 +276,11 @@ def base_config() -> ml_collections.ConfigDict:
     # The most C may drop for a removal to be kept (nats per point); below
     # `min_gain` makes removing harder than splitting (hysteresis).
     c.auto_k.removal_price = 0.05
+    # What the two prices are per: 'all' held-out points (a move's change of
+    # C), or the held-out points the 'moved' component explained best (the
+    # same change divided by their fraction), which prices a move on a small
+    # component as one on a large component.
+    c.auto_k.gain_over = "all"
     c.auto_k.trial_rounds = 1
     # The first round at whose end a move may start (round 0 is pre-training).
     c.auto_k.first_round = 1
@@ -622,6 +628,8 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  f"one of {GAN_OPTIMIZERS}")
         _require(config.gan.filters & (config.gan.filters - 1) == 0,
                  "gan.filters", config.gan.filters, "a power of two")
+    _require(config.auto_k.gain_over in AUTO_K_GAIN_OVER, "auto_k.gain_over",
+             config.auto_k.gain_over, f"one of {AUTO_K_GAIN_OVER}")
     if config.auto_k.enabled:
         _require(config.strategy == "competitive", "auto_k.enabled", True,
                  "True only with strategy='competitive'")

@@ -72,6 +72,46 @@ def test_criterion_is_the_mixture_log_likelihood_of_the_active_components():
     assert set(np.unique(best)) <= {0, 2}
 
 
+def _search(trial, start_point, start_best, baseline=0.0):
+    return {"trial": np.array(trial), "start_point": np.asarray(start_point, np.float64),
+            "start_best": np.asarray(start_best), "baseline": baseline}
+
+
+def test_a_removal_is_judged_on_the_points_it_explained_best():
+    """C without the removal counts only the removed component's points as
+    changed; per moved point, their mean change is the judged gain."""
+    per_point = np.array([-1.0, -2.0, -3.0, -4.0])
+    start = np.array([-1.0, -1.5, -3.0, -3.0])
+    search = _search([auto_k.REMOVAL, 2, -1, 5, -1], start, [0, 2, 1, 2])
+    now = per_point.mean()
+    before, paired, concerned = auto_k._without(np.zeros((4, 3)), np.ones(3) / 3,
+                                                np.ones(3, bool), search, now, per_point)
+    assert not paired and concerned == 0.5
+    change = (-2.0 + 1.5) + (-4.0 + 3.0)  # Points 1 and 3, the removed component's.
+    assert before == pytest.approx(now - change / 4)
+    assert auto_k.judged_gain(now - before, concerned, "all") == pytest.approx(change / 4)
+    assert auto_k.judged_gain(now - before, concerned, "moved") == pytest.approx(change / 2)
+    assert auto_k.judged_gain(-0.3, 0.0, "moved") == 0.0
+
+
+def test_a_split_is_judged_against_its_snapshot_on_the_snapshots_points():
+    """A split (parent 0, child 1, snapshot 2) against the mixture with the
+    snapshot in place of both: paired, concerning the points the snapshot
+    explains best."""
+    rng = np.random.default_rng(3)
+    log_lik = rng.normal(size=(40, 4))
+    log_lik[:10, 2] += 5.0  # The snapshot explains the first 10 points best.
+    alpha = np.array([0.3, 0.2, 0.0, 0.5])
+    active = np.array([True, True, False, True])
+    now, per_point, _ = auto_k.criterion(log_lik, alpha, active)
+    search = _search([auto_k.SPLIT, 1, 0, 5, 2], np.zeros(40), np.full(40, -1))
+    before, paired, concerned = auto_k._without(log_lik, alpha, active, search, now, per_point)
+    expected, _, best = auto_k.criterion(log_lik, np.array([0.0, 0.0, 0.5, 0.5]),
+                                         np.array([False, False, True, True]))
+    assert paired and before == pytest.approx(expected)
+    assert concerned == pytest.approx(np.mean(best == 2)) and concerned >= 0.25
+
+
 def _kmeans(modes, start, capacity, rounds):
     """The k-means family (Lemma 2) with auto_k on the Gaussian blobs of `modes` modes."""
     c = load_config("synthetic", f"modes={modes},tiny")

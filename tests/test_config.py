@@ -112,6 +112,8 @@ BAD = {
                              ["disc.ensemble", "2", "auto_k is off"]),
     "auto_k_gan": (_auto_k(family="gan"),
                    ["auto_k.enabled", "model.family", "'vae'", "'kmeans'", "log-likelihood"]),
+    "auto_k_gain_over": (_set("auto_k.gain_over", "component"),
+                         ["auto_k.gain_over", "'component'", "'all'", "'moved'"]),
     "auto_k_bagging": (_auto_k(strategy="bagging"),
                        ["auto_k.enabled", "strategy='competitive'"]),
     "auto_k_initial_above_k": (_auto_k(initial=4),
