@@ -52,9 +52,10 @@ shares of the training points. `min_gain` is the price of a component in
 nats per point: the smaller mixture wins unless the larger one is better by
 more. With `gain_over='moved'` both prices are per held-out point of the
 component moved instead: a move's change of C is divided by the fraction
-of the held-out points it concerns (`judged_gain`). C is measured on held-out points the end-of-run evaluation does not
-use (`split_heldout`). Everything the search knows is in
-`MixtureState.search`, so a run resumes in the middle of a trial.
+of the held-out points it concerns (`judged_gain`). C is measured on
+held-out points the end-of-run evaluation does not use (`split_heldout`).
+Everything the search knows is in `MixtureState.search`, so a run resumes
+in the middle of a trial.
 """
 
 from __future__ import annotations
