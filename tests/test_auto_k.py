@@ -168,6 +168,27 @@ def _tiny_vae(**auto):
     return c
 
 
+def test_moved_prices_read_each_decision_per_point_of_the_component_moved(tmp_path):
+    """With `gain_over='moved'` every decision's gain is the change of C over
+    the fraction of held-out points it concerns, and the prices apply to it."""
+    config = _tiny_vae(gain_over="moved", min_gain=0.2, removal_price=0.2)
+    train.train_and_evaluate(config, str(tmp_path))
+    with open(tmp_path / "metrics.jsonl") as f:
+        decided = [e for line in f for e in json.loads(line)["auto_k"]["events"]
+                   if "gain" in e]
+    assert decided
+    for e in decided:
+        change = e["criterion_with"] - e["criterion_without"]
+        assert 0 <= e["concerned"] <= 1
+        expected = change / e["concerned"] if e["concerned"] > 0 else 0.0
+        assert e["gain"] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+        kept = e["event"].endswith("kept")
+        if e["event"].startswith("split"):
+            assert kept == (e["gain"] > 0.2)
+        else:
+            assert kept == (e["gain"] >= -0.2)
+
+
 def test_moves_compile_nothing_after_the_first_round():
     """The stacked steps keep their shapes when components come and go: every
     compiled program is traced in the first rounds and never again."""
