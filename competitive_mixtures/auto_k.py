@@ -277,6 +277,9 @@ def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: 
             if kind == SPLIT and snapshot >= 0:  # The parent as it was before the split.
                 gen = copy_component(gen, jnp.int32(snapshot), jnp.int32(parent), noise_key,
                                      jnp.float32(0.0))
+                # The next move starts from the restored parent's bounds, not
+                # from those of the copy that trained on half its points.
+                log_lik[:, parent] = log_lik[:, snapshot]
             # The undone removal's neighbours were fitted with its points.
             unsettled = kind == REMOVAL or snapshot < 0
             result, sets = programs.assigner(scores, jnp.asarray(active))

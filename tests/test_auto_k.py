@@ -158,6 +158,49 @@ def test_removal_price_bounds_what_a_kept_removal_costs(tmp_path):
     assert max(_kept_removal_costs(tmp_path)) > 1.0
 
 
+def test_a_move_after_an_undone_split_starts_from_the_restored_parent(monkeypatch):
+    """Splits that cannot pay (min_gain 1e3) are tried first and undone, each
+    restoring its parent; the removal that starts in the same step as the last
+    undo records the start bounds of the mixture as restored, recomputed here
+    from its parameters (k-means family: exact, noise-free log-densities)."""
+    config = _kmeans(3, 2, 6, rounds=5)
+    config.auto_k.min_gain = 1e3
+    dataset = data_lib.load(config)
+    programs = train.make_programs(config, dataset.data_shape)
+    x = jax.device_put(dataset.x, sharding.replicated(programs.mesh))
+    validation, _, _ = auto_k.split_heldout(config, dataset.heldout_x, dataset.heldout_label)
+    calls = []
+    step = auto_k.step
+
+    def recorded(*args):
+        fields = step(*args)
+        calls.append((args[5], fields))  # The round's scores, and what the step returned.
+        return fields
+
+    monkeypatch.setattr(auto_k, "step", recorded)
+    state = train.init_state(config, programs, x)
+    state, _ = train.run_round(config, programs, state, x, validation)
+    state = state.replace(search=state.search.replace(direction=jnp.int32(auto_k.SPLIT)))
+    events = []
+    for _ in range(3):
+        state, record = train.run_round(config, programs, state, x, validation)
+        events.append([e["event"] for e in record["auto_k"]["events"]])
+    assert events == [["split tried"], ["split undone", "split tried"],
+                      ["split undone", "removal tried"]], events
+    scores, fields = calls[-1]
+    removed = int(fields["search"].trial[1])
+    before = np.asarray(fields["active"]).copy()
+    before[removed] = True
+    alpha = np.asarray(programs.assigner(scores, jnp.asarray(before))[0].alpha)
+    log_lik = auto_k.component_log_likelihoods(config, programs, fields["gen"], validation,
+                                               jax.random.PRNGKey(0))
+    _, per_point, best = auto_k.criterion(log_lik, alpha, before)
+    v = len(validation)
+    np.testing.assert_allclose(np.asarray(fields["search"].start_point)[:v], per_point,
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(fields["search"].start_best)[:v], best)
+
+
 def _tiny_vae(**auto):
     c = load_config("synthetic", "tiny")
     c.num_components, c.num_rounds = 4, 5
