@@ -46,8 +46,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the 
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method.")
 _METHODS = flags.DEFINE_list("methods", ["competitive", "competitive_posterior",
                                          "competitive_elbo", "bagging", "vae8"],
-                             "Methods to run (see the module doc; vae64 and vae96 take about "
-                             "an hour each on a 2-core CPU).")
+                             "Methods to run (see the module doc; vae64 takes about 90 "
+                             "minutes on a 2-core CPU, vae96 longer).")
 _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "paper", "small"],
                             "quick: the offline preset; paper: appendix D on the offline "
                             "digits (for an accelerator); small: a smoke test.")
