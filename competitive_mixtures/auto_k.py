@@ -13,9 +13,11 @@ weight 0. After each round's assignment pass:
             against C without it, both at the parameters of that moment:
               removal  component j is deactivated and its points go to their
                        best remaining component. Judged on the held-out points
-                       j explained best when it left: their bound now against
-                       theirs then (the other points counted as unchanged).
-                       Kept if C drops by at most `removal_price`;
+                       j explained best when it left and (`removal_judged_on=
+                       'receivers'`) those of the components that took j's
+                       points: their bound now against theirs then (the other
+                       points counted as unchanged). Kept if C drops by at
+                       most `removal_price`;
               split    component j is copied into a free slot (parameters plus
                        Gaussian noise of std `split_noise`, its optimizer
                        state and its discriminator as they are), and j's
@@ -187,7 +189,8 @@ def _candidates(search: dict, active: np.ndarray, alpha: np.ndarray, per_point: 
 
 
 def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search: dict,
-             now: float, per_point: np.ndarray) -> tuple[float, bool, float]:
+             now: float, per_point: np.ndarray,
+             receivers: bool = False) -> tuple[float, bool, float]:
     """(C of the mixture without the move on trial, whether it is paired, the
     fraction of the held-out points the move concerns).
 
@@ -197,9 +200,12 @@ def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search:
     A split is judged against its parent as it was (the snapshot), at the
     current parameters of every other component: paired. A removal is judged
     on the held-out points the removed component explained best when it
-    left: their bound now against their bound then, the other points counted
-    as unchanged (so the rest of the mixture's round-to-round noise stays
-    out). A split without a snapshot is judged against C when it started.
+    left, and with `receivers` on those of the components that now explain
+    these points best (they trained on them, which may cost them on their
+    own points): their bound now against their bound then, the other points
+    counted as unchanged (so the rest of the mixture's round-to-round noise
+    stays out). A split without a snapshot is judged against C when it
+    started.
 
     The points a move concerns are those the removed component, or the split's
     parent, explained best in the mixture without the move.
@@ -207,8 +213,13 @@ def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search:
     kind, moved, parent, _, snapshot = (int(v) for v in search["trial"])
     start_best = search["start_best"][:len(per_point)]
     if kind == REMOVAL:
-        mine = start_best == moved
-        change = np.sum(per_point[mine] - search["start_point"][:len(per_point)][mine])
+        mine = judged = start_best == moved
+        if receivers:
+            # The components that took the removed one's points were changed
+            # by the move too: their own points are judged as well.
+            best = criterion(log_lik, alpha, active)[2]
+            judged = np.isin(start_best, np.unique(best[mine])) | mine
+        change = np.sum(per_point[judged] - search["start_point"][:len(per_point)][judged])
         return now - change / len(per_point), False, float(np.mean(mine))
     if snapshot < 0:
         return search["baseline"], False, float(np.mean(start_best == parent))
@@ -261,7 +272,8 @@ def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: 
     unsettled = False
     if kind != NONE and r >= decided_at:
         before, paired, concerned = _without(log_lik, np.asarray(result.alpha), active,
-                                             search, value, per_point)
+                                             search, value, per_point,
+                                             c.removal_judged_on == "receivers")
         gain = judged_gain(value - before, concerned, c.gain_over)
         keep = gain > c.min_gain if kind == SPLIT else gain >= -c.removal_price
         events.append({"event": f"{MOVES[kind]} {'kept' if keep else 'undone'}",

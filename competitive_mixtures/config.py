@@ -46,6 +46,7 @@ GAUSSIAN_MODES = (3, 5, 9)
 AUTO_K_FAMILIES = ("vae", "conv_vae", "kmeans")
 AUTO_K_RATIOS = ("discriminator", "kernel", "elbo", "exact")
 AUTO_K_GAIN_OVER = ("all", "moved")
+AUTO_K_REMOVAL_JUDGED_ON = ("removed", "receivers")
 
 
 # The experiment configs of a source checkout: configs/ beside the package.
@@ -281,6 +282,10 @@ def base_config() -> ml_collections.ConfigDict:
     # same change divided by their fraction), which prices a move on a small
     # component as one on a large component.
     c.auto_k.gain_over = "all"
+    # The held-out points a removal is judged on: those the 'removed' component
+    # explained best, or those and the points of the components that took its
+    # points ('receivers'), whose training on them is part of the move.
+    c.auto_k.removal_judged_on = "receivers"
     c.auto_k.trial_rounds = 1
     # The first round at whose end a move may start (round 0 is pre-training).
     c.auto_k.first_round = 1
@@ -630,6 +635,9 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  "gan.filters", config.gan.filters, "a power of two")
     _require(config.auto_k.gain_over in AUTO_K_GAIN_OVER, "auto_k.gain_over",
              config.auto_k.gain_over, f"one of {AUTO_K_GAIN_OVER}")
+    _require(config.auto_k.removal_judged_on in AUTO_K_REMOVAL_JUDGED_ON,
+             "auto_k.removal_judged_on", config.auto_k.removal_judged_on,
+             f"one of {AUTO_K_REMOVAL_JUDGED_ON}")
     if config.auto_k.enabled:
         _require(config.strategy == "competitive", "auto_k.enabled", True,
                  "True only with strategy='competitive'")

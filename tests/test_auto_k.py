@@ -94,6 +94,26 @@ def test_a_removal_is_judged_on_the_points_it_explained_best():
     assert auto_k.judged_gain(-0.3, 0.0, "moved") == 0.0
 
 
+def test_a_removal_judged_on_receivers_counts_the_points_of_those_that_took_its_own():
+    """With `removal_judged_on='receivers'` the points of the components that
+    now explain the removed one's points best are judged too; the points of a
+    component that took none of them stay counted as unchanged."""
+    log_lik = np.array([[0.0, -9.0, -9.0], [-1.0, -5.0, -9.0], [-9.0, 0.0, -9.0],
+                        [-1.0, -6.0, -9.0], [-9.0, -1.0, -9.0]])
+    alpha, active = np.array([0.5, 0.5, 0.0]), np.array([True, True, False])
+    now, per_point, best = auto_k.criterion(log_lik, alpha, active)
+    np.testing.assert_array_equal(best[[1, 3]], [0, 0])  # Component 0 took 2's points.
+    start = per_point + np.array([0.5, 1.0, 0.25, 2.0, 4.0])
+    search = _search([auto_k.REMOVAL, 2, -1, 5, -1], start, [0, 2, 1, 2, 1])
+    before, paired, concerned = auto_k._without(log_lik, alpha, active, search, now,
+                                                per_point, receivers=True)
+    # Judged on points 0, 1 and 3; the move concerns the removed one's 1 and 3.
+    assert not paired and concerned == pytest.approx(0.4)
+    assert before == pytest.approx(now + (0.5 + 1.0 + 2.0) / 5)
+    removed_only, _, _ = auto_k._without(log_lik, alpha, active, search, now, per_point)
+    assert removed_only == pytest.approx(now + (1.0 + 2.0) / 5)
+
+
 def test_a_split_is_judged_against_its_snapshot_on_the_snapshots_points():
     """A split (parent 0, child 1, snapshot 2) against the mixture with the
     snapshot in place of both: paired, concerning the points the snapshot
