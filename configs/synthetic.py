@@ -125,7 +125,7 @@ def get_config(arg=None):
         if c.strategy in ("bagging", "single"):
             # Trained once, never reassigned: the whole budget is pre-training.
             c.pretrain_epochs, c.num_rounds = PAPER_BASELINE_EPOCHS, 0
-    # With auto_k, a removal is judged on its receivers' points too (below).
+    # With auto_k, a removal is judged on its receivers' points too (see above).
     c.auto_k.removal_judged_on = "receivers"
     if args.get("auto"):
         c.auto_k.enabled = True
