@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 from etils import epath
@@ -22,6 +22,7 @@ import orbax.checkpoint as ocp
 
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import errors
+from competitive_mixtures import steps
 
 # The item name CheckpointManager gives a single `args=StandardSave(...)`.
 _ITEM = "default"
@@ -139,3 +140,83 @@ def abstract(state: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
     """Shape/dtype/sharding skeleton of a state (or of its `eval_shape`), the restore target."""
     return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
                                                           sharding=sharding), state)
+
+
+class RoundProgress:
+    """Checkpoints of a round's M-step in progress, so a long one (pre-training
+    above all) is not lost when the run stops.
+
+    Every `every_s` seconds of M-step (0: never) the generators and the
+    `steps.Progress` are saved to `<directory>/<round>/<next step>`; only the
+    newest is kept. A rerun restores the one of the round it resumes and
+    carries on from its step, to the same result as an uninterrupted round.
+    Those of earlier rounds are deleted when a later round saves, and all of
+    them by `clear` once the run's round checkpoints are written.
+    """
+
+    def __init__(self, directory: str, every_s: float):
+        self._directory = epath.Path(directory if "://" in directory
+                                     else os.path.abspath(directory))
+        self.every_s = every_s
+        self._round: int | None = None
+        self._writer: Checkpointer | None = None
+
+    def save(self, round_index: int, gen: Any, progress: steps.Progress) -> None:
+        if self._round != round_index:
+            self._close()
+            self._remove(lambda r: r != round_index)
+            self._writer = Checkpointer(str(self._directory / str(round_index)), max_to_keep=1)
+            self._round = round_index
+        self._writer.save(progress.offset, {"gen": gen, **_progress_tree(progress)})
+        # Synchronous: the M-step donates `gen` to its next chunk.
+        self._writer.wait()
+        logging.info("round %d: M-step checkpoint at step %d (%d component-steps)",
+                     round_index, progress.offset, int(progress.taken.sum()))
+
+    def restore(self, round_index: int, gen: Any, sharding: jax.sharding.Sharding
+                ) -> tuple[Any, steps.Progress] | None:
+        """The newest saved `(gen, progress)` of round `round_index`, or None
+        (none saved, or none that reads back: then the round starts over).
+        `gen`: the generators the round starts from (their structure and
+        shapes); `sharding`: where the restored ones go."""
+        directory = self._directory / str(round_index)
+        if not directory.exists():
+            return None
+        k = jax.tree.leaves(gen)[0].shape[0]
+        target = {"gen": abstract(gen, sharding),
+                  **_progress_tree(steps.Progress(0, np.zeros(k), np.zeros(k)))}
+        reader = Checkpointer(str(directory), max_to_keep=1)
+        try:
+            saved = reader.restore_latest(target)
+        except errors.CheckpointError as error:
+            logging.warning("round %d starts over: %s", round_index, error)
+            return None
+        finally:
+            reader.close()
+        if saved is None:
+            return None
+        return saved["gen"], steps.Progress(int(saved["offset"]), np.asarray(saved["loss_sum"]),
+                                            np.asarray(saved["taken"]))
+
+    def clear(self) -> None:
+        """Deletes every saved M-step (the round checkpoints supersede them)."""
+        self._close()
+        self._remove(lambda r: True)
+
+    def _remove(self, which: Callable[[int], bool]) -> None:
+        if jax.process_index() != 0 or not self._directory.exists():
+            return
+        for path in self._directory.iterdir():
+            if path.name.isdigit() and which(int(path.name)):
+                path.rmtree()
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer, self._round = None, None
+
+
+def _progress_tree(progress: steps.Progress) -> dict[str, np.ndarray]:
+    return {"offset": np.asarray(progress.offset, np.int64),
+            "loss_sum": np.asarray(progress.loss_sum, np.float64),
+            "taken": np.asarray(progress.taken, np.float64)}

@@ -311,6 +311,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict()
     # Newest round checkpoints kept (>= 1).
     c.checkpoint.max_to_keep = 3
+    # Seconds between checkpoints inside a round's M-step (the generators and
+    # the steps taken, in WORKDIR/m_step_checkpoints), so a stopped run loses at
+    # most this much of a long round such as pre-training; 0: none.
+    c.checkpoint.m_step_every_s = 600.0
 
     c.divergence = ml_collections.ConfigDict()
     # A component with a non-finite loss or parameters is re-initialised. The
@@ -416,7 +420,7 @@ RANGES: dict[str, Range] = {
     "auto_k.elbo_samples": _POSITIVE_INT, "auto_k.split_noise": Range(0),
     # The KDE bandwidth is chosen on held-out samples: at least two.
     "eval.num_samples": Range(2, integer=True),
-    "checkpoint.max_to_keep": _POSITIVE_INT,
+    "checkpoint.max_to_keep": _POSITIVE_INT, "checkpoint.m_step_every_s": Range(0),
     "divergence.max_consecutive_resets": _POSITIVE_INT,
 }
 

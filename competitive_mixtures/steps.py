@@ -19,6 +19,7 @@ skipped with `lax.cond`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any, Callable
@@ -26,6 +27,7 @@ from typing import Any, Callable
 from absl import logging
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, PartitionSpec as P
 import numpy as np
 import optax
@@ -387,26 +389,44 @@ def sample_mixture(model: LinenModel, gen: Stack, alpha: jax.Array, key: jax.Arr
 # -- host loops over the chunked programs ------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """How far `run_chunks` got: the next chunk's first step and the sums so far."""
+    offset: int
+    loss_sum: np.ndarray  # [K]
+    taken: np.ndarray  # [K]
+
+
 def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
                key: jax.Array, *args, groups: int = 1, label: str | None = None,
-               log_every_s: float = 60.0) -> tuple[Any, np.ndarray]:
+               log_every_s: float = 60.0, resume: Progress | None = None,
+               save: Callable[[Any, Progress], None] | None = None,
+               save_every_s: float = 0.0) -> tuple[Any, np.ndarray]:
     """Calls a chunked step until every component has taken its `num_steps` `[K]`.
 
     `step_fn(carry, *args, num_steps, offset, key[, group]) -> (carry, loss_sum [K],
     taken [K])`; with `groups` > 1 every chunk is one call per group of
     components (`steps.make_m_step`'s `group`). With `label`, logs the steps
     taken and an estimate of the time left every `log_every_s` seconds.
-    Returns the carry and the mean loss per component over the steps it took
-    (NaN where it took none).
+    With `save`, calls `save(carry, progress)` after the first chunk that ends
+    `save_every_s` seconds or more after the last save (or the start), and
+    `resume` (a progress saved so) carries on from there: step s always uses
+    the key `fold_in(key, s)`, so the carry and the losses come out as those
+    of an uninterrupted call. Returns the carry and the mean loss per
+    component over the steps it took (NaN where it took none).
     """
     k = num_steps.shape[0]
-    loss_sum, taken = np.zeros(k), np.zeros(k)
+    loss_sum, taken, first = np.zeros(k), np.zeros(k), 0
+    if resume is not None:
+        loss_sum, taken = np.array(resume.loss_sum, np.float64), np.array(resume.taken, np.float64)
+        first = resume.offset
     num_steps_dev = jnp.asarray(num_steps, jnp.int32)
     size = k // groups
     group_args = [()] if groups == 1 else [(jnp.int32(g),) for g in range(groups)]
-    total = int(num_steps.sum())
-    start = last_log = time.perf_counter()
-    for offset in range(0, int(num_steps.max(initial=0)), chunk):
+    total, done_before = int(num_steps.sum()), taken.sum()
+    start = last_log = last_save = time.perf_counter()
+    last_offset = int(num_steps.max(initial=0))
+    for offset in range(first, last_offset, chunk):
         for g, group in enumerate(group_args):
             if num_steps[g * size:(g + 1) * size].max() <= offset:
                 continue  # Every component of the group is done.
@@ -419,10 +439,22 @@ def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
         if label and now - last_log >= log_every_s and taken.sum() < total:
             last_log = now
             done = taken.sum()
-            left = (now - start) * (total - done) / max(done, 1)
+            left = (now - start) * (total - done) / max(done - done_before, 1)
             logging.info("%s: %d of %d component-steps, about %.0f s left", label, done,
                          total, left)
+        if save is not None and offset + chunk < last_offset and _all_agree(
+                now - last_save >= save_every_s):
+            save(carry, Progress(offset + chunk, loss_sum.copy(), taken.copy()))
+            last_save = time.perf_counter()
     return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
+
+
+def _all_agree(flag: bool) -> bool:
+    """Process 0's `flag` on every process, so all of them take collective actions
+    (a checkpoint) at the same chunk; the flag itself on one process."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(multihost_utils.broadcast_one_to_all(np.bool_(flag)))
 
 
 def stream_scores(score: Callable, mesh, stack: Stack, x: points_lib.Data,

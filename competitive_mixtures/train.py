@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -51,13 +52,27 @@ from competitive_mixtures.state import MixtureState
 
 
 def run_m_step(programs: Programs, gen, num_steps: np.ndarray, key, x: points_lib.Data,
-               sets, label: str | None = None) -> tuple[Any, np.ndarray]:
+               sets, label: str | None = None, round_index: int | None = None,
+               progress: checkpointing.RoundProgress | None = None) -> tuple[Any, np.ndarray]:
     """The M-step: component j takes `num_steps[j]` steps on its training set.
 
+    With `progress`, the M-step of round `round_index` carries on from its
+    newest saved step and saves its own every `progress.every_s` seconds.
     Returns the generators and the mean loss per component over the steps it took.
     """
+    resume, save = None, None
+    if progress is not None:
+        restored = progress.restore(round_index, gen, sharding.replicated(programs.mesh))
+        if restored is not None:
+            gen, resume = restored
+            logging.info("round %d: the M-step resumes at step %d (%d of %d component-steps "
+                         "done)", round_index, resume.offset, int(resume.taken.sum()),
+                         int(num_steps.sum()))
+        if progress.every_s > 0:
+            save = functools.partial(progress.save, round_index)
     return steps.run_chunks(programs.m_step, gen, num_steps.astype(np.int64), programs.m_chunk,
-                            key, x, sets, groups=programs.m_groups, label=label)
+                            key, x, sets, groups=programs.m_groups, label=label, resume=resume,
+                            save=save, save_every_s=progress.every_s if progress else 0.0)
 
 
 def _reset_broken(programs: Programs, state: MixtureState, gen, gen_loss: np.ndarray,
@@ -107,7 +122,8 @@ def m_step_counts(config: ml_collections.ConfigDict, set_sizes: np.ndarray, epoc
 
 
 def run_round(config: ml_collections.ConfigDict, programs: Programs, state: MixtureState,
-              x: points_lib.Data, validation: np.ndarray | None = None
+              x: points_lib.Data, validation: np.ndarray | None = None,
+              progress: checkpointing.RoundProgress | None = None
               ) -> tuple[MixtureState, dict]:
     """One round: the M-step, then the strategy's end of round (for competition the
     ratio estimator's fit and the assignment pass, see `strategies.Strategy.end_round`).
@@ -116,6 +132,7 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
     `x` holds the N training points: `points.Points` split over the devices
     (what `train_and_evaluate` passes), or an array replicated on them.
     `validation`: the held-out points of `auto_k`'s criterion (`auto_k.split_heldout`).
+    `progress`: the M-step's own checkpoints (see `run_m_step`).
     """
     r = int(state.round)
     k = config.num_components
@@ -136,7 +153,8 @@ def run_round(config: ml_collections.ConfigDict, programs: Programs, state: Mixt
         num_steps = m_step_counts(config, np.asarray(state.sets.size), epochs, r, x.shape[0],
                                   int(np.sum(state.active)))
         gen, gen_loss = run_m_step(programs, gen, num_steps, m_key, x, state.sets,
-                                   label=f"round {r} {'pre-training' if r == 0 else 'M-step'}")
+                                   label=f"round {r} {'pre-training' if r == 0 else 'M-step'}",
+                                   round_index=r, progress=progress)
     gen, reset = _reset_broken(programs, state, gen, gen_loss, reset_key, x)
     if reset:
         logging.warning("round %d: components %s had non-finite loss or parameters and were "
@@ -308,9 +326,15 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
         last_round = config.num_rounds  # Round 0 is pre-training.
         writer = (tensorboard_log.Writer(work.file("tensorboard"))
                   if config.log.tensorboard and work.lead else None)
+        # A saved M-step belongs to the config it ran with: after a change its round
+        # starts over.
+        progress = checkpointing.RoundProgress(work.file("m_step_checkpoints"),
+                                               config.checkpoint.m_step_every_s)
+        if changed:
+            progress.clear()
         while int(state.round) <= last_round:
             with _profiled(config, work, int(state.round)):
-                state, record = run_round(config, programs, state, x, validation)
+                state, record = run_round(config, programs, state, x, validation, progress)
             check_divergence(config, records, record)
             if dataset.num_classes:
                 record["clustering"] = clustering.clustering_scores(
@@ -335,6 +359,7 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
             for event in record.get("auto_k", {}).get("events", []):
                 logging.info("round %d auto_k: %s", record["round"], event)
         checkpointer.wait()
+        progress.clear()
         if writer:
             writer.close()
     finally:

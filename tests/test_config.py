@@ -106,6 +106,8 @@ BAD = {
     "input_noise_multiclass": (_input_noise_with("multiclass"),
                                ["disc.input_noise", "0.1", "ratio.kind='discriminator'"]),
     "ensemble_0": (_set("disc.ensemble", 0), ["disc.ensemble", "0", ">= 1"]),
+    "m_step_checkpoints_negative": (_set("checkpoint.m_step_every_s", -1.0),
+                                    ["checkpoint.m_step_every_s", "-1.0", ">= 0"]),
     "ensemble_of_kernels": (_ensemble_of("kernel"),
                             ["disc.ensemble", "2", "'discriminator'", "networks to fit"]),
     "ensemble_with_auto_k": (_ensemble_of("discriminator", auto_k=True),

@@ -133,6 +133,52 @@ def test_resume_equals_uninterrupted(finished, tmp_path):
                                 atol=1e-6)
 
 
+def test_a_run_stopped_inside_an_m_step_resumes_from_it(tmp_path, monkeypatch):
+    """With M-step checkpoints after every chunk, a run stopped in the middle of
+    round 1's M-step carries on from its newest one (not from the round's start)
+    and ends where the uninterrupted run does; the finished run keeps none."""
+    config = _tiny(steps_per_chunk=8)
+    config.checkpoint.m_step_every_s = 1e-9
+    full, stopped = str(tmp_path / "full"), str(tmp_path / "stopped")
+    train.train_and_evaluate(config, full)
+    assert not glob.glob(os.path.join(full, "m_step_checkpoints", "*"))
+
+    save, restore = checkpointing.RoundProgress.save, checkpointing.RoundProgress.restore
+    saved, restored = [], []
+
+    def save_then_stop(self, round_index, gen, progress):
+        save(self, round_index, gen, progress)
+        saved.append((round_index, progress.offset))
+        if round_index == 1 and progress.offset == 16:
+            raise KeyboardInterrupt
+
+    def restore_and_note(self, round_index, *args):
+        result = restore(self, round_index, *args)
+        restored.append((round_index, None if result is None else result[1].offset))
+        return result
+
+    monkeypatch.setattr(checkpointing.RoundProgress, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(config, stopped)
+    assert (0, 8) in saved and saved[-1] == (1, 16)
+    assert os.listdir(os.path.join(stopped, "m_step_checkpoints")) == ["1"]
+    monkeypatch.setattr(checkpointing.RoundProgress, "save", save)
+    monkeypatch.setattr(checkpointing.RoundProgress, "restore", restore_and_note)
+    train.train_and_evaluate(config, stopped)
+    assert restored[0] == (1, 16) and restored[1:] == [(2, None)]
+    assert not glob.glob(os.path.join(stopped, "m_step_checkpoints", "*"))
+
+    records = [json.loads(line) for line in _read_metrics(stopped).splitlines()]
+    uninterrupted = [json.loads(line) for line in _read_metrics(full).splitlines()]
+    assert [r["round"] for r in records] == [0, 1, 2]
+    for r, u in zip(records, uninterrupted):
+        np.testing.assert_allclose(r["gen_loss"], u["gen_loss"], rtol=1e-5)
+        assert r["counts"] == u["counts"]
+    np.testing.assert_array_equal(_assignment(stopped), _assignment(full))
+    chex.assert_trees_all_close(_restore(config, stopped).gen.params,
+                                _restore(config, full).gen.params, rtol=1e-5, atol=1e-6)
+
+
 def test_same_run_twice_is_bit_identical(finished, tmp_path):
     """The same config run twice in one process gives the same bits: parameters,
     owners and every logged number except wall-clock times. The second run also
