@@ -27,7 +27,7 @@ from competitive_mixtures.stacking import STACK_MODES
 # Allowed names come from the registries that build them.
 STRATEGIES = tuple(strategies.STRATEGIES)
 STEP_BUDGETS = ("epochs", "equal")
-INIT_SPLITS = ("uniform", "kmeans")
+INIT_SPLITS = ("uniform", "kmeans", "latent")
 SEQUENTIAL_FAMILIES = ("vae", "conv_vae")
 RATIO_KINDS = tuple(ratio.KINDS)
 TRAINED_RATIO_KINDS = ratio.TRAINED_KINDS
@@ -80,8 +80,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.pretrain_epochs = 5
     # The first split of the points, on which the components pre-train
     # (competitive strategy; see seeding.py): 'uniform' (the paper's random
-    # split) or 'kmeans' (k-means++ clusters of the points, one per component).
+    # split), 'kmeans' (k-means++ clusters of the points, one per component) or
+    # 'latent' (the VAE families: one network of the components' architecture
+    # trains init_epochs epochs on all the points; k-means++ clusters of its
+    # latent means, and every component starts from its weights; see
+    # latent_split.py).
     c.init_split = "uniform"
+    c.init_epochs = 10
     c.epochs_per_round = 2
     # M-step budget of a round: 'epochs' (the paper: epochs_per_round passes
     # over the component's own points, so the budget grows with its share) or
@@ -388,7 +393,7 @@ _POSITIVE = Range(0, open_low=True)
 RANGES: dict[str, Range] = {
     "seed": _COUNT, "num_components": _POSITIVE_INT, "num_rounds": _COUNT,
     "pretrain_epochs": _COUNT, "epochs_per_round": _COUNT, "batch_size": _POSITIVE_INT,
-    "steps_per_chunk": _POSITIVE_INT, "stack_group": _COUNT,
+    "steps_per_chunk": _POSITIVE_INT, "stack_group": _COUNT, "init_epochs": _POSITIVE_INT,
     "data.modes": _POSITIVE_INT, "data.num_points": _COUNT, "data.num_heldout": _POSITIVE_INT,
     "data.seed": _COUNT, "data.image_size": Range(8, integer=True),
     "model.hidden": _WIDTHS, "model.latent": _POSITIVE_INT, "model.channels": _WIDTHS,
@@ -604,6 +609,10 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
              f"one of {STEP_BUDGETS}")
     _require(config.init_split in INIT_SPLITS, "init_split", config.init_split,
              f"one of {INIT_SPLITS}")
+    _require(config.init_split != "latent" or config.model.family in ("vae", "conv_vae"),
+             "init_split", config.init_split,
+             f"'latent' only with model.family 'vae' or 'conv_vae' (an encoder's latent "
+             f"means), not {config.model.family!r}")
     _require(config.stack_mode in STACK_MODES, "stack_mode", config.stack_mode,
              f"one of {STACK_MODES}")
     _require(config.stack_mode != "sequential" or config.model.family in SEQUENTIAL_FAMILIES,

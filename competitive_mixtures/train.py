@@ -35,6 +35,7 @@ from competitive_mixtures import checkpointing
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import errors
+from competitive_mixtures import latent_split
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sharding
@@ -332,9 +333,21 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
                                                config.checkpoint.m_step_every_s)
         if changed:
             progress.clear()
+        start_record = None
+        if (restored is None and config.init_split == "latent"
+                and programs.strategy.reassigns):
+            # Checkpoint 0 holds the start, so a rerun does not train the shared network again.
+            state, start_record = latent_split.start(config, programs, state, x)
+            if dataset.num_classes:
+                start_record["clustering"] = clustering.clustering_scores(
+                    np.asarray(state.owner), dataset.label, config.num_components)
+            logging.info("latent split: %s", start_record)
+            checkpointer.save(0, state)
         while int(state.round) <= last_round:
             with _profiled(config, work, int(state.round)):
                 state, record = run_round(config, programs, state, x, validation, progress)
+            if start_record is not None and record["round"] == 0:
+                record["latent_split"] = start_record
             check_divergence(config, records, record)
             if dataset.num_classes:
                 record["clustering"] = clustering.clustering_scores(

@@ -11,6 +11,10 @@ Usage: --config=configs/mnist.py[:ARGS], ARGS a comma-separated list of
                 paper's discriminator ratios;
   posterior     assign by one K-way classifier of the components' samples
                 (ratio.kind='posterior', see ratio/multiclass.py);
+  latent        start from one VAE trained on all the digits (init_split='latent',
+                see latent_split.py): a third of the pre-training epochs (10 of 30
+                offline) train it, k-means++ on its latent means splits the digits
+                and every component starts from its weights;
   small         a run of about a minute, for tests and smoke runs;
   vae8 | vae64 | vae96  single-model baselines of the paper: one VAE with
                 8-16-32-64 / 64-32-16 filters (the components' own), 64-128-256-512 /
@@ -67,7 +71,7 @@ SINGLE_NETWORKS = {
 
 def get_config(arg=None):
     args = config_lib.parse_arg(
-        arg, {"offline", "paper", "k", "strategy", "small", "elbo", "posterior"}
+        arg, {"offline", "paper", "k", "strategy", "small", "elbo", "posterior", "latent"}
         | set(SINGLE_NETWORKS), "configs/mnist.py")
     c = config_lib.base_config()
     c.data.name = "mnist_offline" if args.get("offline") else "mnist"
@@ -117,6 +121,11 @@ def get_config(arg=None):
         c.step_budget = "equal"
         # N / (2K): 225 at K = 10 on the 4,500 training digits.
         c.balance.min_points = OFFLINE_TRAINING_POINTS // (2 * c.num_components)
+    if args.get("latent"):
+        # A third of the pre-training budget trains the shared network.
+        c.init_split = "latent"
+        c.init_epochs = c.pretrain_epochs // 3
+        c.pretrain_epochs -= c.init_epochs
     if args.get("elbo"):
         c.ratio.kind = "elbo"
     if args.get("posterior"):

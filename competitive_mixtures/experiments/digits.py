@@ -17,8 +17,10 @@ seconds; mean +- std and worst seed; and verdicts over paired seeds
 Methods: competitive (the preset, discriminator ratios), competitive_elbo
 (the same with `ratio.kind='elbo'`), competitive_posterior (with
 `ratio.kind='posterior'`, a K-way classifier of the components' samples),
-bagging (same K and VAE), vae8 (one VAE of the components' size), vae64 and
-vae96 (the paper's larger single VAEs).
+competitive_latent and competitive_elbo_latent (the discriminator and ELBO
+ratios started from one VAE trained on all the digits, `configs/mnist.py`'s
+`latent`), bagging (same K and VAE), vae8 (one VAE of the components' size),
+vae64 and vae96 (the paper's larger single VAEs).
 Every method runs the preset's schedule, so all see the same number of
 images per component step budget (see configs/mnist.py). `--preset=paper`
 runs appendix D's settings on the offline digits (`configs/mnist.py:paper,
@@ -53,6 +55,7 @@ _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "paper", "small"],
                             "digits (for an accelerator); small: a smoke test.")
 
 METHODS = {"competitive": "", "competitive_elbo": "elbo", "competitive_posterior": "posterior",
+           "competitive_latent": "latent", "competitive_elbo_latent": "elbo,latent",
            "bagging": "strategy=bagging",
            "vae8": "vae8", "vae64": "vae64", "vae96": "vae96"}
 # FID features: the digit classifier trained on the offline digits (see evaluate).

@@ -153,6 +153,14 @@ class LinenModel:
         return self.module.apply({"params": params, **model_state}, x, noise, method="elbo")
 
     @property
+    def has_encoder(self) -> bool:
+        return hasattr(self.module, "latent_mean")
+
+    def latent_mean(self, params: PyTree, model_state: PyTree, x: jax.Array) -> jax.Array:
+        """`[B, latent]` means of the encoder's q(z|x) (evaluation mode)."""
+        return self.module.apply({"params": params, **model_state}, x, method="latent_mean")
+
+    @property
     def has_log_likelihood(self) -> bool:
         return hasattr(self.module, "log_likelihood")
 

@@ -314,6 +314,10 @@ class ConvVAE(nn.Module):
         first, log_var = self._decode(z, train)
         return -(self._nll(x, first, log_var) + gaussian_kl(z_mean, z_log_var))
 
+    def latent_mean(self, x: jax.Array) -> jax.Array:
+        """The mean of q(z|x), `[B, H, W, C]` -> `[B, latent]` (batch norm's running averages)."""
+        return self.encoder(to_unit_interval(x), False)[0]
+
     def sample(self, n: int) -> jax.Array:
         """`n` images `[n, H, W, C]` float32 in [0, 1]."""
         z_key, x_key = jax.random.split(self.make_rng('noise'))

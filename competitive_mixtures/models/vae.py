@@ -62,6 +62,10 @@ class MLPVAE(nn.Module):
     def __call__(self, x: jax.Array, noise: jax.Array, train: bool = True) -> jax.Array:
         return -jnp.mean(self.elbo(x, noise))
 
+    def latent_mean(self, x: jax.Array) -> jax.Array:
+        """The mean of q(z|x), `[B, D]` -> `[B, latent]`."""
+        return jnp.split(self.encoder(x), 2, axis=-1)[0]
+
     def sample(self, n: int) -> jax.Array:
         z_key, x_key = jax.random.split(self.make_rng("noise"))
         x_mean, x_log_var = self.decode(jax.random.normal(z_key, (n, self.latent)))

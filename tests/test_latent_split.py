@@ -1,0 +1,120 @@
+"""init_split='latent' (competitive_mixtures/latent_split.py): one shared VAE,
+k-means on its latent means, every component starting from its weights."""
+
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from competitive_mixtures import config as config_lib, data as data_lib, latent_split
+from competitive_mixtures import seeding, train
+from conftest import load_config
+
+
+def _config(**overrides):
+    c = load_config("synthetic", "tiny")
+    c.init_split, c.init_epochs = "latent", 1
+    for key, value in overrides.items():
+        c[key] = value
+    return c
+
+
+@pytest.fixture(scope="module")
+def started():
+    """(config, programs, fresh state, the started state, its record, points)."""
+    config = _config()
+    dataset = data_lib.load(config)
+    x = jnp.asarray(dataset.x, jnp.float32)
+    programs = train.make_programs(config, dataset.data_shape)
+    fresh = train.init_state(config, programs, x)
+    state, record = latent_split.start(config, programs, fresh, x)
+    return config, programs, fresh, state, record, x
+
+
+def test_every_component_starts_from_the_shared_network(started):
+    config, programs, fresh, state, record, x = started
+    k = config.num_components
+    chex.assert_tree_shape_prefix(state.gen.params, (k,))
+    for j in range(1, k):
+        chex.assert_trees_all_equal(jax.tree.map(lambda leaf: leaf[j], state.gen.params),
+                                    jax.tree.map(lambda leaf: leaf[0], state.gen.params))
+    # Trained: not the fresh weights of any component.
+    assert not np.allclose(np.asarray(jax.tree.leaves(state.gen.params)[0][0]),
+                           np.asarray(jax.tree.leaves(fresh.gen.params)[0][0]))
+    # A fresh optimizer state: Adam's step counts are zero.
+    counts = [leaf for leaf in jax.tree.leaves(state.gen.opt_state) if leaf.dtype == jnp.int32]
+    assert counts and all(int(np.max(c)) == 0 for c in counts)
+    assert record["steps"] == int(np.ceil(config.init_epochs * x.shape[0] / config.batch_size))
+    assert np.isfinite(record["loss"]) and record["seconds"] > 0
+
+
+def test_the_split_is_k_means_on_the_shared_latent_means(started):
+    """The owners are k-means of the encoder means, each computed here one point batch
+    at a time without the sharded scorer; the training sets are the owners' points."""
+    config, programs, _, state, record, x = started
+    params, model_state = jax.tree.map(lambda leaf: leaf[0],
+                                       (state.gen.params, state.gen.model_state))
+    z = jnp.concatenate([programs.gen_model.latent_mean(params, model_state, x[i:i + 700])
+                         for i in range(0, x.shape[0], 700)])
+    chex.assert_shape(z, (x.shape[0], config.model.latent))
+    _, split_key = jax.random.split(
+        jax.random.fold_in(jax.random.PRNGKey(config.seed), latent_split.LATENT_STREAM))
+    expected = seeding.kmeans_owner(split_key, z, config.num_components)
+    np.testing.assert_array_equal(np.asarray(state.owner), np.asarray(expected))
+    counts = np.bincount(np.asarray(state.owner), minlength=config.num_components)
+    assert record["counts"] == counts.tolist()
+    np.testing.assert_array_equal(np.asarray(state.sets.count), counts)
+    np.testing.assert_allclose(np.asarray(state.alpha), counts / x.shape[0], rtol=1e-6)
+
+
+def test_a_rerun_keeps_the_start_and_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    """The start is checkpoint 0: a run stopped before round 0 ends does not train the
+    shared network again, and ends where the uninterrupted run does."""
+    config = _config(num_rounds=1)
+    full, stopped = str(tmp_path / "full"), str(tmp_path / "stopped")
+    train.train_and_evaluate(config, full)
+    with open(os.path.join(full, "metrics.jsonl")) as f:
+        first = json.loads(f.readline())
+    assert first["latent_split"]["steps"] > 0
+    assert 0.0 <= first["latent_split"]["clustering"]["nmi"] <= 1.0
+
+    run_round, start = train.run_round, latent_split.start
+    starts = []
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    def counted(*args):
+        starts.append(1)
+        return start(*args)
+
+    monkeypatch.setattr(latent_split, "start", counted)
+    monkeypatch.setattr(train, "run_round", stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(config, stopped)
+    assert starts == [1] and os.listdir(os.path.join(stopped, "checkpoints")) == ["0"]
+    monkeypatch.setattr(train, "run_round", run_round)
+    train.train_and_evaluate(config, stopped)
+    assert starts == [1]
+    with np.load(os.path.join(full, "assignments.npz")) as a, \
+            np.load(os.path.join(stopped, "assignments.npz")) as b:
+        np.testing.assert_array_equal(a["assignment"], b["assignment"])
+
+
+def test_latent_needs_an_encoder():
+    config = _config()
+    config.model.family = "gan"
+    with pytest.raises(config_lib.ConfigError, match="'latent' only with model.family"):
+        config_lib.validate(config)
+
+
+def test_the_digits_latent_argument_moves_a_third_of_pre_training():
+    quick, latent = load_config("mnist", "offline"), load_config("mnist", "offline,latent")
+    assert (latent.init_split, latent.init_epochs, latent.pretrain_epochs) == ("latent", 10, 20)
+    assert latent.init_epochs + latent.pretrain_epochs == quick.pretrain_epochs
+    elbo = load_config("mnist", "offline,elbo,latent")
+    assert (elbo.ratio.kind, elbo.init_split) == ("elbo", "latent")
