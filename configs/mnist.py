@@ -121,11 +121,6 @@ def get_config(arg=None):
         c.step_budget = "equal"
         # N / (2K): 225 at K = 10 on the 4,500 training digits.
         c.balance.min_points = OFFLINE_TRAINING_POINTS // (2 * c.num_components)
-    if args.get("latent"):
-        # A third of the pre-training budget trains the shared network.
-        c.init_split = "latent"
-        c.init_epochs = c.pretrain_epochs // 3
-        c.pretrain_epochs -= c.init_epochs
     if args.get("elbo"):
         c.ratio.kind = "elbo"
     if args.get("posterior"):
@@ -137,6 +132,15 @@ def get_config(arg=None):
             c.model.channels, c.model.decoder_channels = encoder, decoder
     if c.strategy == "single":
         c.num_components = 1
+    if args.get("latent"):
+        if c.strategy != "competitive":
+            raise config_lib.ConfigError(
+                f"configs/mnist.py: 'latent' starts competing components; it does not "
+                f"apply to strategy={c.strategy!r}")
+        # A third of the pre-training budget trains the shared network.
+        c.init_split = "latent"
+        c.init_epochs = c.pretrain_epochs // 3
+        c.pretrain_epochs -= c.init_epochs
     if args.get("small"):
         config_lib.shrink(c, num_points=600, num_heldout=200, rounds=2, pretrain_epochs=1,
                           epochs_per_round=1, batch_size=32, min_points=20, steps_per_chunk=4,

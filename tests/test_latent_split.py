@@ -118,3 +118,6 @@ def test_the_digits_latent_argument_moves_a_third_of_pre_training():
     assert latent.init_epochs + latent.pretrain_epochs == quick.pretrain_epochs
     elbo = load_config("mnist", "offline,elbo,latent")
     assert (elbo.ratio.kind, elbo.init_split) == ("elbo", "latent")
+    for other in ("vae8", "strategy=bagging"):  # Their budget would shrink for nothing.
+        with pytest.raises(config_lib.ConfigError, match="'latent' starts competing"):
+            load_config("mnist", f"offline,latent,{other}")
