@@ -190,17 +190,19 @@ def _candidates(search: dict, active: np.ndarray, alpha: np.ndarray, per_point: 
 
 def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search: dict,
              now: float, per_point: np.ndarray,
-             receivers: bool = False) -> tuple[float, bool, float]:
+             best_now: np.ndarray | None = None) -> tuple[float, bool, float]:
     """(C of the mixture without the move on trial, whether it is paired, the
     fraction of the held-out points the move concerns).
 
     `now`, `per_point`: C and the per-point bounds of the mixture with the move
-    (`criterion` of the other arguments).
+    (`criterion` of the other arguments); `best_now`, its third output (the
+    component that explains each point best), to judge a removal on its
+    receivers too (None: on the removed component's points alone).
 
     A split is judged against its parent as it was (the snapshot), at the
     current parameters of every other component: paired. A removal is judged
     on the held-out points the removed component explained best when it
-    left, and with `receivers` on those of the components that now explain
+    left, and with `best_now` on those of the components that now explain
     these points best (they trained on them, which may cost them on their
     own points): their bound now against their bound then, the other points
     counted as unchanged (so the rest of the mixture's round-to-round noise
@@ -214,11 +216,10 @@ def _without(log_lik: np.ndarray, alpha: np.ndarray, active: np.ndarray, search:
     start_best = search["start_best"][:len(per_point)]
     if kind == REMOVAL:
         mine = judged = start_best == moved
-        if receivers:
+        if best_now is not None:
             # The components that took the removed one's points were changed
             # by the move too: their own points are judged as well.
-            best = criterion(log_lik, alpha, active)[2]
-            judged = np.isin(start_best, np.unique(best[mine])) | mine
+            judged = np.isin(start_best, np.unique(best_now[mine])) | mine
         change = np.sum(per_point[judged] - search["start_point"][:len(per_point)][judged])
         return now - change / len(per_point), False, float(np.mean(mine))
     if snapshot < 0:
@@ -264,7 +265,7 @@ def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: 
     lik_key, split_key, noise_key = jax.random.split(key, 3)
     log_lik = component_log_likelihoods(config, programs, gen, validation, lik_key)
     result, sets = programs.assigner(scores, jnp.asarray(active))
-    value, per_point, _ = criterion(log_lik, np.asarray(result.alpha), active)
+    value, per_point, best_now = criterion(log_lik, np.asarray(result.alpha), active)
     events: list[dict] = []
 
     kind, moved, parent, decided_at, snapshot = (int(v) for v in search["trial"])
@@ -273,7 +274,8 @@ def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: 
     if kind != NONE and r >= decided_at:
         before, paired, concerned = _without(log_lik, np.asarray(result.alpha), active,
                                              search, value, per_point,
-                                             c.removal_judged_on == "receivers")
+                                             best_now if c.removal_judged_on == "receivers"
+                                             else None)
         gain = judged_gain(value - before, concerned, c.gain_over)
         keep = gain > c.min_gain if kind == SPLIT else gain >= -c.removal_price
         events.append({"event": f"{MOVES[kind]} {'kept' if keep else 'undone'}",

@@ -32,10 +32,6 @@ from competitive_mixtures import sharding
 from competitive_mixtures import steps
 from competitive_mixtures.state import MixtureState, Stack
 
-# The random stream of the shared network's steps and of the split.
-LATENT_STREAM = 2**31 - 5
-
-
 def shared_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The config of the shared network: one component of the same architecture,
     trained on all the points."""
@@ -70,7 +66,7 @@ def start(config: ml_collections.ConfigDict, programs: programs_lib.Programs,
     one = programs_lib.make_programs(shared, tuple(x.shape[1:]), programs.mesh)
     net = programs_lib.init_state(shared, one, x)
     step_key, split_key = jax.random.split(
-        jax.random.fold_in(jax.random.PRNGKey(config.seed), LATENT_STREAM))
+        jax.random.fold_in(jax.random.PRNGKey(config.seed), programs_lib.LATENT_STREAM))
     num_steps = math.ceil(config.init_epochs * x.shape[0] / config.batch_size)
     gen, loss = steps.run_chunks(one.m_step, net.gen, np.array([num_steps], np.int64),
                                  one.m_chunk, step_key, x, net.sets, groups=one.m_groups,

@@ -27,6 +27,8 @@ EVAL_STREAM = 2**31 - 2
 # Stream of the density-ratio estimate and of boosting's draws, folded into round r's key.
 RATIO_STREAM = 2**31 - 3
 PRETRAINED_STREAM = 2**31 - 4
+# Stream of init_split='latent': the shared network's steps and its split (latent_split.py).
+LATENT_STREAM = 2**31 - 5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -106,7 +106,7 @@ def test_a_removal_judged_on_receivers_counts_the_points_of_those_that_took_its_
     start = per_point + np.array([0.5, 1.0, 0.25, 2.0, 4.0])
     search = _search([auto_k.REMOVAL, 2, -1, 5, -1], start, [0, 2, 1, 2, 1])
     before, paired, concerned = auto_k._without(log_lik, alpha, active, search, now,
-                                                per_point, receivers=True)
+                                                per_point, best_now=best)
     # Judged on points 0, 1 and 3; the move concerns the removed one's 1 and 3.
     assert not paired and concerned == pytest.approx(0.4)
     assert before == pytest.approx(now + (0.5 + 1.0 + 2.0) / 5)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import config as config_lib, data as data_lib, latent_split
-from competitive_mixtures import seeding, train
+from competitive_mixtures import programs as programs_lib, seeding, train
 from conftest import load_config
 
 
@@ -62,7 +62,7 @@ def test_the_split_is_k_means_on_the_shared_latent_means(started):
                          for i in range(0, x.shape[0], 700)])
     chex.assert_shape(z, (x.shape[0], config.model.latent))
     _, split_key = jax.random.split(
-        jax.random.fold_in(jax.random.PRNGKey(config.seed), latent_split.LATENT_STREAM))
+        jax.random.fold_in(jax.random.PRNGKey(config.seed), programs_lib.LATENT_STREAM))
     expected = seeding.kmeans_owner(split_key, z, config.num_components)
     np.testing.assert_array_equal(np.asarray(state.owner), np.asarray(expected))
     counts = np.bincount(np.asarray(state.owner), minlength=config.num_components)

@@ -152,10 +152,6 @@ class LinenModel:
         """`[B]` one-sample ELBO of each point (evaluation mode: no batch statistics)."""
         return self.module.apply({"params": params, **model_state}, x, noise, method="elbo")
 
-    @property
-    def has_encoder(self) -> bool:
-        return hasattr(self.module, "latent_mean")
-
     def latent_mean(self, params: PyTree, model_state: PyTree, x: jax.Array) -> jax.Array:
         """`[B, latent]` means of the encoder's q(z|x) (evaluation mode)."""
         return self.module.apply({"params": params, **model_state}, x, method="latent_mean")
