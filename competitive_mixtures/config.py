@@ -40,6 +40,7 @@ DATASETS = ("gaussians", "ring", "grid", "mnist_offline", "mnist", "celeb_a")
 IMAGE_DATASETS = ("mnist_offline", "mnist", "celeb_a")
 LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adam", "sgd")
+DISC_FEATURES = ("pixels", "latent")
 GAUSSIAN_MODES = (3, 5, 9)
 # Choosing K needs a log-likelihood bound (the held-out criterion) and an
 # estimator with one network (or none) per component, which a split copies.
@@ -218,7 +219,14 @@ def base_config() -> ml_collections.ConfigDict:
     # every real point and sample the discriminators train on (not to the scored
     # points); 0 = none. The ratio is then that of the densities smoothed at
     # this scale, which a component's spread within a mode no longer dominates.
+    # With disc.features='latent' the noise goes on the latent means.
     c.disc.input_noise = 0.0
+    # Images, ratio.kind='discriminator': what the discriminators read. 'pixels'
+    # (conv discriminators of disc.channels) or 'latent': an MLP of disc.hidden
+    # on the latent means of a fixed encoder, the one init_split='latent' trains
+    # on all the points (conv VAE components; models/conv.py LatentDiscriminator).
+    # The ratio is then that of the densities of the latent means.
+    c.disc.features = "pixels"
     # Independently initialised copies of every discriminator (or classifier),
     # fitted alike; a point's log ratio is their mean (ratio/ensemble.py).
     c.disc.ensemble = 1
@@ -629,10 +637,20 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
                  "True only for images with model.family='conv_vae' and "
                  "model.likelihood='bernoulli' (Bernoulli draws against binarised data)")
     if config.disc.input_noise > 0:
-        _require(not images and config.ratio.kind == "discriminator", "disc.input_noise",
+        _require((not images or config.disc.features == "latent")
+                 and config.ratio.kind == "discriminator", "disc.input_noise",
                  config.disc.input_noise,
-                 "0 unless the data are vectors and ratio.kind='discriminator' (images: "
-                 "disc.input_blur)")
+                 "0 unless ratio.kind='discriminator' and the data are vectors or "
+                 "disc.features='latent' (images: disc.input_blur)")
+    _require(config.disc.features in DISC_FEATURES, "disc.features", config.disc.features,
+             f"one of {DISC_FEATURES}")
+    if config.disc.features == "latent":
+        _require(config.init_split == "latent" and config.model.family == "conv_vae"
+                 and config.ratio.kind == "discriminator" and config.disc.input_blur == 0
+                 and not config.auto_k.enabled, "disc.features", "latent",
+                 "'latent' only with init_split='latent', model.family='conv_vae', "
+                 "ratio.kind='discriminator', disc.input_blur=0 and auto_k off (the "
+                 "discriminators read the encoder the latent split trains)")
     if config.disc.ensemble > 1:
         _require(config.ratio.kind in TRAINED_RATIO_KINDS and not config.auto_k.enabled,
                  "disc.ensemble", config.disc.ensemble,

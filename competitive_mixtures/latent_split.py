@@ -6,7 +6,8 @@ set" (section 5). k-means++ and Lloyd's iterations on its latent means (the
 means of q(z|x)) then split the points, one cluster per starting component,
 and every component starts from that network's weights, with a fresh
 optimizer state. Round 0 pre-trains each component on its own cluster and
-the rounds go on as usual.
+the rounds go on as usual. With `disc.features='latent'` the discriminators
+read that network's encoder, fixed for the whole run.
 
 The shared network's steps belong to the generator budget: E epochs of it
 take as many component-steps as E epochs of the K components on their own
@@ -30,6 +31,7 @@ from competitive_mixtures import programs as programs_lib
 from competitive_mixtures import seeding
 from competitive_mixtures import sharding
 from competitive_mixtures import steps
+from competitive_mixtures.ratio import discriminator
 from competitive_mixtures.state import MixtureState, Stack
 
 def shared_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -81,7 +83,10 @@ def start(config: ml_collections.ConfigDict, programs: programs_lib.Programs,
                                        (gen.params, gen.model_state))
     components = Stack(params=params, model_state=model_state,
                        opt_state=jax.vmap(programs.gen_optimizer.init)(params))
-    state = state.replace(gen=components, owner=owner, sets=sets,
+    disc = state.disc
+    if config.disc.features == "latent":
+        disc = discriminator.install_features(disc, gen)
+    state = state.replace(gen=components, disc=disc, owner=owner, sets=sets,
                           alpha=programs.strategy.alpha(sets.count))
     record = {"steps": num_steps, "loss": float(loss[0]),
               "counts": np.bincount(np.asarray(owner), minlength=k).tolist(),

@@ -232,11 +232,16 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
 
 def discriminator_loss(disc_model: LinenModel) -> Callable:
     """Binary cross-entropy of one discriminator on `batch = (real, fake)`: data -> 1,
-    its generator's samples -> 0."""
+    its generator's samples -> 0. With `batch = (real, fake, real_noise, fake_noise)`
+    the noise goes to the discriminator with its images (`LatentDiscriminator`)."""
     def loss(params, model_state, batch):
-        real, fake = batch
-        real_logits = disc_model.apply(params, model_state, real)
-        fake_logits = disc_model.apply(params, model_state, fake)
+        real, fake, *noise = batch
+
+        def logits(x, which):
+            extra = {"noise": noise[which]} if noise else {}
+            return disc_model.apply(params, model_state, x, **extra)
+
+        real_logits, fake_logits = logits(real, 0), logits(fake, 1)
         value = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
         return value, model_state
     return loss
@@ -253,7 +258,8 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
     gets fresh N(0, s^2 I) noise at each draw, so D_j learns the ratio of the
     two densities smoothed at scale s, scored at the clean points: a component
     whose samples sit inside a data mode but are narrower or wider than it,
-    at scales below s, scores as if it matched the mode.
+    at scales below s, scores as if it matched the mode. A discriminator that
+    reads latent means (`LatentDiscriminator`) gets the noise on them instead.
 
     With `binarize` the real images are binarised afresh at every draw, each pixel
     1 with probability its grey level (`binarize_images`): the data as a
@@ -271,6 +277,8 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
     update = _sharded(gradient_step(discriminator_loss(disc_model), optimizer, sharding.AXIS),
                       mesh, num_batch_args=1, stack_mode=stack_mode)
     sequential = stack_mode == "sequential"
+    # The latent size of a discriminator that reads latent means (0: it reads the data).
+    latent = getattr(disc_model.module, "latent", 0)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def disc_step(disc: Stack, gen: Stack, x: points_lib.Data, num_steps: jax.Array,
@@ -289,13 +297,17 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                 real_key, fake_key = jax.random.split(binary_key)
                 real = _constrain(binarize_images(real_key, real), mesh)
                 fake = binarize_images(fake_key, fake)
+            batch = (real, fake)
             if input_noise > 0:
                 real_key, fake_key = jax.random.split(jax.random.fold_in(binary_key, 1))
-                real = _constrain(real + input_noise * jax.random.normal(
-                    real_key, real.shape, real.dtype), mesh)
-                fake = fake + input_noise * jax.random.normal(fake_key, fake.shape, fake.dtype)
+                # Vector data: noise on the points; latent discriminators: on their
+                # latent means, where the discriminator adds it.
+                shape = real.shape[:2] + (latent,) if latent else real.shape
+                noise = [input_noise * jax.random.normal(k, shape, real.dtype)
+                         for k in (real_key, fake_key)]
+                batch = (real, fake, *noise) if latent else (real + noise[0], fake + noise[1])
             return _group_update(update, disc, group_index, size, active,
-                                 (real, _constrain(fake, mesh)))
+                                 tuple(_constrain(part, mesh) for part in batch))
 
         return scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll,
                            members=_members(k, group_index, size))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import config as config_lib, data as data_lib, latent_split
-from competitive_mixtures import programs as programs_lib, seeding, train
+from competitive_mixtures import programs as programs_lib, seeding, steps, train
+from competitive_mixtures.ratio import base
 from conftest import load_config
 
 
@@ -121,3 +122,101 @@ def test_the_digits_latent_argument_moves_a_third_of_pre_training():
     for other in ("vae8", "strategy=bagging"):  # Their budget would shrink for nothing.
         with pytest.raises(config_lib.ConfigError, match="'latent' starts competing"):
             load_config("mnist", f"offline,latent,{other}")
+
+
+@pytest.fixture(scope="module")
+def latent_disc():
+    """(config, programs, points, the started state): digits whose discriminators read
+    the shared VAE's latent means (`disc.features='latent'`)."""
+    config = load_config("mnist", "offline,latent_disc,small")
+    config.data.num_points, config.init_epochs = 160, 1
+    dataset = data_lib.load(config)
+    x = jnp.asarray(dataset.x)
+    programs = train.make_programs(config, dataset.data_shape)
+    state, _ = latent_split.start(config, programs, train.init_state(config, programs, x), x)
+    return config, programs, x, state
+
+
+def _features(disc):
+    return disc.params["features"], disc.model_state["batch_stats"]["features"]
+
+
+def test_latent_discriminators_read_the_shared_encoder_and_keep_it(latent_disc):
+    """Every discriminator holds the shared network's encoder, which a fit leaves exactly
+    as it is while it trains the MLP; a re-initialisation keeps it too."""
+    config, programs, x, state = latent_disc
+    encoder = (state.gen.params["encoder"], state.gen.model_state["batch_stats"]["encoder"])
+    chex.assert_trees_all_equal(_features(state.disc), encoder)
+    key = jax.random.PRNGKey(3)
+    active = np.ones(config.num_components, bool)
+    # The fit donates the networks it is given: fit a copy.
+    fitted, record = programs.ratio.fit(jax.tree.map(jnp.copy, state.disc), state.gen, x,
+                                        key, key, active)
+    assert all(np.isfinite(record["disc_loss"]))
+    chex.assert_trees_all_equal(_features(fitted), encoder)
+    head = {name: p for name, p in fitted.params.items() if name != "features"}
+    before = {name: p for name, p in state.disc.params.items() if name != "features"}
+    assert not np.allclose(np.asarray(jax.tree.leaves(head)[0]),
+                           np.asarray(jax.tree.leaves(before)[0]))
+    fresh = programs.ratio.init(jax.random.PRNGKey(4), x[:8])
+    chex.assert_trees_all_equal(_features(base.keep_features(fresh, fitted)), encoder)
+
+
+def _by_hand(state, programs, j, x, noise=0.0):
+    """Discriminator j's logits at images `x`, computed here: its MLP (leaky ReLU 0.2)
+    of the encoder means, plus `noise`; the encoder is component j's, which the
+    discriminators hold before any component trains."""
+    gen = jax.tree.map(lambda leaf: leaf[j], (state.gen.params, state.gen.model_state))
+    h = programs.gen_model.latent_mean(*gen, x) + noise
+    dense = jax.tree.map(lambda leaf: leaf[j], state.disc.params)
+    layers = sorted((name for name in dense if name.startswith("Dense_")),
+                    key=lambda name: int(name.split("_")[1]))
+    for name in layers[:-1]:
+        h = jax.nn.leaky_relu(h @ dense[name]["kernel"] + dense[name]["bias"], 0.2)
+    return h @ dense[layers[-1]]["kernel"][:, 0] + dense[layers[-1]]["bias"][0]
+
+
+def test_latent_discriminators_score_an_mlp_of_the_latent_means(latent_disc):
+    """The log ratio of a digit is minus the MLP of the encoder's mean of the digit
+    (binarised at 0.5, as the pixel discriminators score it)."""
+    config, programs, x, state = latent_disc
+    scores = programs.ratio.log_ratios(state.disc, state.gen, x, jax.random.PRNGKey(0))
+    chex.assert_shape(scores, (x.shape[0], config.num_components))
+    binary = steps.binarize_images(None, x)
+    for j in range(config.num_components):
+        np.testing.assert_allclose(np.asarray(scores[:, j]),
+                                   -np.asarray(_by_hand(state, programs, j, binary)),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_latent_discriminators_take_the_input_noise_on_the_latent_means(latent_disc):
+    """With `disc.input_noise` the training loss sees the latent means plus the noise."""
+    config, programs, x, state = latent_disc
+    assert config.disc.input_noise == 0.5
+    real, fake = x[:8], x[8:16]
+    noise = 0.5 * jax.random.normal(jax.random.PRNGKey(5), (2, 8, config.model.latent))
+    params, model_state = jax.tree.map(lambda leaf: leaf[1],
+                                       (state.disc.params, state.disc.model_state))
+    loss, _ = steps.discriminator_loss(programs.ratio.model)(
+        params, model_state, (real, fake, noise[0], noise[1]))
+    expected = (jnp.mean(jax.nn.softplus(-_by_hand(state, programs, 1, real, noise[0])))
+                + jnp.mean(jax.nn.softplus(_by_hand(state, programs, 1, fake, noise[1]))))
+    np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
+    plain, _ = steps.discriminator_loss(programs.ratio.model)(params, model_state,
+                                                               (real, fake))
+    assert abs(float(plain) - float(loss)) > 1e-4
+
+
+def test_the_digits_latent_disc_argument():
+    c = load_config("mnist", "offline,latent_disc")
+    assert (c.disc.features, c.init_split, c.disc.input_blur) == ("latent", "latent", 0.0)
+    assert (c.init_epochs, c.pretrain_epochs, c.ratio.kind) == (10, 20, "discriminator")
+    assert c.disc.input_noise == 0.5
+    config_lib.validate(c)
+    for field, value, words in (("init_split", "kmeans", "init_split='latent'"),
+                                ("disc.input_blur", 3.0, "disc.input_blur=0")):
+        bad = load_config("mnist", "offline,latent_disc")
+        with bad.unlocked():
+            bad.update_from_flattened_dict({field: value})
+        with pytest.raises(config_lib.ConfigError, match=words):
+            config_lib.validate(bad)

@@ -19,8 +19,10 @@ Methods: competitive (the preset, discriminator ratios), competitive_elbo
 `ratio.kind='posterior'`, a K-way classifier of the components' samples),
 competitive_latent and competitive_elbo_latent (the discriminator and ELBO
 ratios started from one VAE trained on all the digits, `configs/mnist.py`'s
-`latent`), bagging (same K and VAE), vae8 (one VAE of the components' size),
-vae64 and vae96 (the paper's larger single VAEs).
+`latent`), competitive_latent_disc (the discriminator ratio from that start,
+its discriminators reading the shared VAE's latent means, `latent_disc`),
+bagging (same K and VAE), vae8 (one VAE of the components' size), vae64 and
+vae96 (the paper's larger single VAEs).
 Every method runs the preset's schedule, so all see the same number of
 images per component step budget (see configs/mnist.py). `--preset=paper`
 runs appendix D's settings on the offline digits (`configs/mnist.py:paper,
@@ -56,6 +58,7 @@ _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "paper", "small"],
 
 METHODS = {"competitive": "", "competitive_elbo": "elbo", "competitive_posterior": "posterior",
            "competitive_latent": "latent", "competitive_elbo_latent": "elbo,latent",
+           "competitive_latent_disc": "latent_disc",
            "bagging": "strategy=bagging",
            "vae8": "vae8", "vae64": "vae64", "vae96": "vae96"}
 # FID features: the digit classifier trained on the offline digits (see evaluate).

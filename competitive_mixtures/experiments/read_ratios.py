@@ -71,8 +71,9 @@ def read(config, programs, state, x, kind: str, fits: int, seeds: int) -> list[d
     records = []
     for seed in range(seeds if trained else 1):
         key = jax.random.fold_in(base_key, seed)
-        disc = state.disc if checkpointed else estimator.init(
-            key, base.example_batch(x, key))
+        # A fresh estimator keeps the run's fixed features (`disc.features='latent'`).
+        disc = state.disc if checkpointed else base.keep_features(
+            estimator.init(key, base.example_batch(x, key)), state.disc)
         for fit in range(fits if trained else 1):
             if trained:
                 disc, _ = estimator.fit(disc, state.gen, x, jax.random.fold_in(key, fit + 1),

@@ -81,7 +81,13 @@ def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
 
 def discriminator_model(config: ml_collections.ConfigDict,
                         data_shape: tuple[int, ...]) -> LinenModel:
-    """The assignment discriminator of one component: conv for images, MLP otherwise."""
+    """The assignment discriminator of one component: conv for images (or an MLP on a
+    fixed encoder's latent means, `disc.features='latent'`), MLP otherwise."""
+    if len(data_shape) == 3 and config.disc.features == "latent":
+        m = config.model
+        return LinenModel(conv.LatentDiscriminator(
+            encoder_channels=tuple(m.channels), kernel=m.kernel, latent=m.latent,
+            batch_norm=m.batch_norm, hidden=tuple(config.disc.hidden)))
     if len(data_shape) == 3:
         return LinenModel(conv.ConvDiscriminator(channels=tuple(config.disc.channels),
                                                  kernel=config.disc.kernel,

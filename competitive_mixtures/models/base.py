@@ -165,9 +165,11 @@ class LinenModel:
         return self.module.apply({"params": params, **model_state}, x,
                                  method="log_likelihood")
 
-    def apply(self, params: PyTree, model_state: PyTree, x: jax.Array) -> jax.Array:
-        """Forward pass of a network without noise (discriminators: logits `[B]`)."""
-        return self.module.apply({"params": params, **model_state}, x, train=False)
+    def apply(self, params: PyTree, model_state: PyTree, x: jax.Array,
+              **inputs: jax.Array) -> jax.Array:
+        """Forward pass of a network in evaluation mode (discriminators: logits `[B]`);
+        `inputs` are the module's other array arguments."""
+        return self.module.apply({"params": params, **model_state}, x, train=False, **inputs)
 
 
 class MLP(nn.Module):

@@ -333,6 +333,42 @@ class ConvVAE(nn.Module):
         return first
 
 
+class LatentDiscriminator(nn.Module):
+    """Images `[B, H, W, C]` -> one logit per image `[B]`, read off a fixed encoder.
+
+    The image passes through a conv VAE's encoder (submodule `features`, the
+    same shape as `ConvEncoder`, evaluation-mode batch norm) and its latent
+    mean through an MLP with leaky ReLU. The encoder's output is cut from the
+    gradient, so training moves the MLP alone: the encoder's parameters are
+    those put there from a trained VAE (`ratio.discriminator.install_features`)
+    and stay so. The discriminator then tells the data from a component's
+    samples by where the encoder places them, so its ratio is that of the two
+    densities of the latent means (`config.disc.features`). `noise` `[B, latent]`,
+    when given, is added to the latent means (`config.disc.input_noise`: the
+    ratio of the two densities smoothed at that scale).
+    """
+
+    encoder_channels: Sequence[int] = (8, 16, 32, 64)
+    kernel: int = 4
+    latent: int = 8
+    batch_norm: bool = True
+    hidden: Sequence[int] = (64, 64)
+    negative_slope: float = 0.2
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = True,
+                 noise: jax.Array | None = None) -> jax.Array:
+        del train  # The encoder is fixed: always evaluation mode.
+        z, _ = ConvEncoder(tuple(self.encoder_channels), self.kernel, self.latent,
+                           self.batch_norm, name='features')(to_unit_interval(x), False)
+        z = jax.lax.stop_gradient(z)
+        if noise is not None:
+            z = z + noise
+        for width in self.hidden:
+            z = nn.leaky_relu(nn.Dense(width)(z), self.negative_slope)
+        return nn.Dense(1)(z)[:, 0]
+
+
 class ConvDiscriminator(nn.Module):
     """Images `[B, H, W, C]` -> one logit per image `[B]`.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from competitive_mixtures import points as points_lib
@@ -77,7 +78,7 @@ class Trained:
             init_key: jax.Array, active: np.ndarray) -> tuple[Stack, dict]:
         """`disc.epochs` passes over the data, re-initialised first if the config says so."""
         if self.config.disc.reinit_each_round:
-            disc = self.init(init_key, example_batch(x, init_key))
+            disc = keep_features(self.init(init_key, example_batch(x, init_key)), disc)
         num_steps, chunk, groups, extra = self.fit_plan(x, active)
         disc, loss = steps.run_chunks(self.step, disc, num_steps, chunk, key, gen, x, *extra,
                                       groups=groups)
@@ -87,6 +88,26 @@ class Trained:
                    key: jax.Array) -> jax.Array:
         del gen, key  # The networks hold all they need.
         return steps.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
+
+
+def keep_features(new: Stack | tuple, old: Stack | tuple) -> Stack | tuple:
+    """`new` (freshly initialised networks) with the fixed `features` of `old`, where
+    the networks have them (`disc.features='latent'`): a re-initialisation
+    keeps the encoder the discriminators read. The features are copied, so that a
+    fit, which donates its networks, leaves `old` whole. Takes an ensemble's
+    tuples too."""
+    if isinstance(new, tuple):
+        return tuple(keep_features(n, o) for n, o in zip(new, old))
+    if "features" not in new.params:
+        return new
+
+    def copied(tree):
+        return jax.tree.map(jnp.copy, tree)
+
+    return new.replace(
+        params={**new.params, "features": copied(old.params["features"])},
+        model_state={name: {**tree, "features": copied(old.model_state[name]["features"])}
+                     for name, tree in new.model_state.items()})
 
 
 def example_batch(x: points_lib.Data, key: jax.Array, size: int = 256) -> jax.Array:

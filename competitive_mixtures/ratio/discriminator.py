@@ -14,6 +14,7 @@ import math
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -67,6 +68,27 @@ class BinaryDiscriminators(base.Trained):
 
     def fit_record(self, loss: np.ndarray) -> dict:
         return {"disc_loss": base.losses(loss)}
+
+
+def install_features(disc: Stack | tuple[Stack, ...], gen: Stack) -> Stack | tuple[Stack, ...]:
+    """`disc` (K stacked `LatentDiscriminator`s, or an ensemble's tuple of them) with
+    the encoder of the first VAE of `gen` as every discriminator's `features`.
+
+    The encoder's parameters and batch statistics are copied; the optimizer
+    state is left as it is (the features take no gradient, so their Adam
+    moments stay zero).
+    """
+    if isinstance(disc, tuple):
+        return tuple(install_features(d, gen) for d in disc)
+    k = jax.tree.leaves(disc.params)[0].shape[0]
+
+    def encoder(tree: dict) -> dict:
+        return jax.tree.map(lambda leaf: jnp.repeat(leaf[:1], k, axis=0), tree["encoder"])
+
+    params = {**disc.params, "features": encoder(gen.params)}
+    model_state = {name: {**tree, "features": encoder(gen.model_state[name])}
+                   for name, tree in disc.model_state.items()}
+    return disc.replace(params=params, model_state=model_state)
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
