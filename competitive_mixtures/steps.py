@@ -302,8 +302,9 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
                 real_key, fake_key = jax.random.split(jax.random.fold_in(binary_key, 1))
                 # Vector data: noise on the points; latent discriminators: on their
                 # latent means, where the discriminator adds it.
-                shape = real.shape[:2] + (latent,) if latent else real.shape
-                noise = [input_noise * jax.random.normal(k, shape, real.dtype)
+                shape, dtype = ((real.shape[:2] + (latent,), jnp.float32) if latent
+                                else (real.shape, real.dtype))
+                noise = [input_noise * jax.random.normal(k, shape, dtype)
                          for k in (real_key, fake_key)]
                 batch = (real, fake, *noise) if latent else (real + noise[0], fake + noise[1])
             return _group_update(update, disc, group_index, size, active,

@@ -78,8 +78,7 @@ SINGLE_NETWORKS = {
 def get_config(arg=None):
     args = config_lib.parse_arg(
         arg, {"offline", "paper", "k", "strategy", "small", "elbo", "posterior", "latent",
-         "latent_disc"}
-        | set(SINGLE_NETWORKS), "configs/mnist.py")
+              "latent_disc"} | set(SINGLE_NETWORKS), "configs/mnist.py")
     c = config_lib.base_config()
     c.data.name = "mnist_offline" if args.get("offline") else "mnist"
     c.data.num_points = 0

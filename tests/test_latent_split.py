@@ -1,6 +1,7 @@
 """init_split='latent' (competitive_mixtures/latent_split.py): one shared VAE,
 k-means on its latent means, every component starting from its weights."""
 
+import copy
 import json
 import os
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import config as config_lib, data as data_lib, latent_split
-from competitive_mixtures import programs as programs_lib, seeding, steps, train
+from competitive_mixtures import programs as programs_lib, ratio as ratio_lib, seeding
+from competitive_mixtures import steps, train
 from competitive_mixtures.ratio import base
 from conftest import load_config
 
@@ -160,6 +162,19 @@ def test_latent_discriminators_read_the_shared_encoder_and_keep_it(latent_disc):
                            np.asarray(jax.tree.leaves(before)[0]))
     fresh = programs.ratio.init(jax.random.PRNGKey(4), x[:8])
     chex.assert_trees_all_equal(_features(base.keep_features(fresh, fitted)), encoder)
+
+
+def test_latent_discriminators_train_on_grey_digits(latent_disc):
+    """Without binarisation the data reach the step as uint8; the latent noise is
+    float all the same."""
+    config, programs, x, state = latent_disc
+    grey = copy.deepcopy(config)
+    grey.disc.binarize = False
+    estimator = ratio_lib.make(grey, programs.gen_model, x.shape[1:], programs.mesh)
+    key = jax.random.PRNGKey(6)
+    fitted, record = estimator.fit(jax.tree.map(jnp.copy, state.disc), state.gen, x, key, key,
+                                   np.ones(config.num_components, bool))
+    assert x.dtype == jnp.uint8 and all(np.isfinite(record["disc_loss"]))
 
 
 def _by_hand(state, programs, j, x, noise=0.0):
