@@ -1,5 +1,6 @@
 """init_split='latent' (competitive_mixtures/latent_split.py): one shared VAE,
-k-means on its latent means, every component starting from its weights."""
+k-means on its latent means, every component starting from its weights; and
+discriminators that read its latent means (disc.features='latent')."""
 
 import copy
 import json
