@@ -34,6 +34,7 @@ from competitive_mixtures import steps
 from competitive_mixtures.ratio import discriminator
 from competitive_mixtures.state import MixtureState, Stack
 
+
 def shared_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The config of the shared network: one component of the same architecture,
     trained on all the points."""

@@ -100,14 +100,17 @@ def keep_features(new: Stack | tuple, old: Stack | tuple) -> Stack | tuple:
         return tuple(keep_features(n, o) for n, o in zip(new, old))
     if "features" not in new.params:
         return new
+    return with_features(new, lambda tree: jax.tree.map(jnp.copy, tree["features"]),
+                         old.params, old.model_state)
 
-    def copied(tree):
-        return jax.tree.map(jnp.copy, tree)
 
-    return new.replace(
-        params={**new.params, "features": copied(old.params["features"])},
-        model_state={name: {**tree, "features": copied(old.model_state[name]["features"])}
-                     for name, tree in new.model_state.items()})
+def with_features(disc: Stack, take, params, model_state) -> Stack:
+    """`disc` with its `features` subtree, in `params` and in every collection of its
+    model state, replaced by `take(params)` and `take(model_state[collection])`."""
+    return disc.replace(
+        params={**disc.params, "features": take(params)},
+        model_state={name: {**tree, "features": take(model_state[name])}
+                     for name, tree in disc.model_state.items()})
 
 
 def example_batch(x: points_lib.Data, key: jax.Array, size: int = 256) -> jax.Array:

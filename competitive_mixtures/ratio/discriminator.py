@@ -85,10 +85,7 @@ def install_features(disc: Stack | tuple[Stack, ...], gen: Stack) -> Stack | tup
     def encoder(tree: dict) -> dict:
         return jax.tree.map(lambda leaf: jnp.repeat(leaf[:1], k, axis=0), tree["encoder"])
 
-    params = {**disc.params, "features": encoder(gen.params)}
-    model_state = {name: {**tree, "features": encoder(gen.model_state[name])}
-                   for name, tree in disc.model_state.items()}
-    return disc.replace(params=params, model_state=model_state)
+    return base.with_features(disc, encoder, gen.params, gen.model_state)
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
