@@ -1,5 +1,6 @@
 """A tiny competitive run of convolutional VAEs on the offline MNIST digits."""
 
+import glob
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import pytest
 
 from competitive_mixtures import sampling, train
 from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures.experiments import latent_fit
 from competitive_mixtures.metrics import digit_classifier
 from competitive_mixtures.metrics import report
 from conftest import load_config
@@ -53,3 +55,15 @@ def test_offline_digits_end_to_end(tmp_path, caplog):
     assert "skipped" in quality["inception"]
     assert os.path.exists(os.path.join(workdir, "fid_reference_digits.npz"))
     assert "300 samples vs 200 held-out" in report.table(result)
+
+    # latent_fit on this run: every row scored with the same features, and
+    # nothing in the workdir written.
+    files = {path: os.path.getmtime(path) for path in glob.glob(f"{workdir}/**", recursive=True)}
+    fit = latent_fit.evaluate(workdir, [1, 2], num_samples=60,
+                              digit_classifier=classifier)["digits"]
+    assert list(fit) == ["reconstructions", "prior", "fitted 1", "fitted 2"]
+    assert fit["reconstructions"]["num_samples"] == 200
+    assert all(fit[name]["num_samples"] == 60 for name in ("prior", "fitted 1", "fitted 2"))
+    assert all(np.isfinite(m["fid"]) and m["num_reference"] == 200 for m in fit.values())
+    assert {path: os.path.getmtime(path)
+            for path in glob.glob(f"{workdir}/**", recursive=True)} == files

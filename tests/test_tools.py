@@ -61,6 +61,11 @@ def test_tools_refuse_bad_input(run, tmp_path):
         assert "error:" in done.stderr
     done = _tool("evaluate", f"--workdir={tmp_path / 'nothing'}")
     assert done.returncode != 0 and "no finished round" in done.stderr
+    # latent_fit reads convolutional VAEs only (this run's are MLPs).
+    done = _tool("experiments.latent_fit", f"--workdir={run}")
+    assert done.returncode == 2 and "convolutional VAE" in done.stderr
+    done = _tool("experiments.latent_fit", f"--workdir={run}", "--gaussians=0")
+    assert done.returncode == 2 and "--gaussians must be integers >= 1" in done.stderr
 
 
 def test_evaluate_writes_metrics_without_touching_checkpoints(run):

@@ -156,6 +156,10 @@ class LinenModel:
         """`[B, latent]` means of the encoder's q(z|x) (evaluation mode)."""
         return self.module.apply({"params": params, **model_state}, x, method="latent_mean")
 
+    def decode_mean(self, params: PyTree, model_state: PyTree, z: jax.Array) -> jax.Array:
+        """The decoder's mean output `[n, *data_shape]` of latent codes `z` `[n, latent]`."""
+        return self.module.apply({"params": params, **model_state}, z, method="decode_mean")
+
     @property
     def has_log_likelihood(self) -> bool:
         return hasattr(self.module, "log_likelihood")

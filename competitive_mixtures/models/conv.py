@@ -318,19 +318,23 @@ class ConvVAE(nn.Module):
         """The mean of q(z|x), `[B, H, W, C]` -> `[B, latent]` (batch norm's running averages)."""
         return self.encoder(to_unit_interval(x), False)[0]
 
+    def decode_mean(self, z: jax.Array) -> jax.Array:
+        """The decoder's mean image of codes `z` `[n, latent]`: `[n, H, W, C]` float32 in
+        [0, 1] (Bernoulli probabilities or Gaussian means; batch norm's running averages)."""
+        first, _ = self._decode(z, train=False)
+        return nn.sigmoid(first) if self.likelihood == 'bernoulli' else first
+
     def sample(self, n: int) -> jax.Array:
         """`n` images `[n, H, W, C]` float32 in [0, 1]."""
         z_key, x_key = jax.random.split(self.make_rng('noise'))
-        first, log_var = self._decode(jax.random.normal(z_key, (n, self.latent)), train=False)
+        z = jax.random.normal(z_key, (n, self.latent))
+        if not self.sample_noise:
+            return self.decode_mean(z)
+        first, log_var = self._decode(z, train=False)
         if self.likelihood == 'bernoulli':
-            probs = nn.sigmoid(first)
-            if self.sample_noise:
-                return jax.random.bernoulli(x_key, probs).astype(jnp.float32)
-            return probs
-        if self.sample_noise:
-            noisy = first + jnp.exp(0.5 * log_var) * jax.random.normal(x_key, first.shape)
-            return jnp.clip(noisy, 0.0, 1.0)
-        return first
+            return jax.random.bernoulli(x_key, nn.sigmoid(first)).astype(jnp.float32)
+        noisy = first + jnp.exp(0.5 * log_var) * jax.random.normal(x_key, first.shape)
+        return jnp.clip(noisy, 0.0, 1.0)
 
 
 class LatentDiscriminator(nn.Module):
