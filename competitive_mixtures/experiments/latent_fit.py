@@ -50,17 +50,6 @@ from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import features
 from competitive_mixtures.metrics import inception
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
-_GAUSSIANS = flags.DEFINE_list("gaussians", ["1"], "Gaussians fitted per component, one "
-                               "'fitted' row each.")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 2000, "Images per generated row.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the draws and of the fits.")
-_DIGIT_CLASSIFIER = flags.DEFINE_string(
-    "digit_classifier", None, "Digit-feature classifier file (default: evaluate's).")
-_INCEPTION_WEIGHTS = flags.DEFINE_string(
-    "inception_weights", None, "FID InceptionV3 weights (.npz from metrics.convert_inception); "
-    "adds Inception-feature rows.")
-
 # Images per compiled call.
 BATCH = 500
 
@@ -200,28 +189,44 @@ def table(result: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def _define_flags() -> None:
+    """The command line's flags, defined only when run as a program (tests import
+    this module beside other tools that define --workdir)."""
+    flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
+    flags.DEFINE_list("gaussians", ["1"], "Gaussians fitted per component, one 'fitted' row "
+                      "each.")
+    flags.DEFINE_integer("num_samples", 2000, "Images per generated row.")
+    flags.DEFINE_integer("seed", 0, "Seed of the draws and of the fits.")
+    flags.DEFINE_string("digit_classifier", None,
+                        "Digit-feature classifier file (default: evaluate's).")
+    flags.DEFINE_string("inception_weights", None, "FID InceptionV3 weights (.npz from "
+                        "metrics.convert_inception); adds Inception-feature rows.")
+
+
 def main(argv):
     del argv
+    args = flags.FLAGS
     try:
-        gaussians = [int(g) for g in _GAUSSIANS.value]
+        gaussians = [int(g) for g in args.gaussians]
     except ValueError:
         gaussians = []
     if not gaussians or min(gaussians) < 1:
-        cli.fail(f"--gaussians must be integers >= 1, got {_GAUSSIANS.value}")
-    if _NUM_SAMPLES.value < 4:
+        cli.fail(f"--gaussians must be integers >= 1, got {args.gaussians}")
+    if args.num_samples < 4:
         cli.fail(f"--num_samples must be >= 4 (precision and recall use 3 neighbours), "
-                 f"got {_NUM_SAMPLES.value}")
-    if _INCEPTION_WEIGHTS.value and not os.path.exists(_INCEPTION_WEIGHTS.value):
-        cli.fail(f"--inception_weights={_INCEPTION_WEIGHTS.value} not found. "
+                 f"got {args.num_samples}")
+    if args.inception_weights and not os.path.exists(args.inception_weights):
+        cli.fail(f"--inception_weights={args.inception_weights} not found. "
                  f"{inception.HOW_TO_GET}")
     try:
-        result = evaluate(_WORKDIR.value, gaussians, _NUM_SAMPLES.value, _SEED.value,
-                          _DIGIT_CLASSIFIER.value, _INCEPTION_WEIGHTS.value)
+        result = evaluate(args.workdir, gaussians, args.num_samples, args.seed,
+                          args.digit_classifier, args.inception_weights)
     except (FileNotFoundError, ValueError) as error:
         cli.fail(str(error))
     print(table(result))
 
 
 if __name__ == "__main__":
+    _define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)
