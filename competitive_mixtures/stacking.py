@@ -125,7 +125,8 @@ def all_finite(tree: PyTree) -> jax.Array:
     return jnp.stack(leaves, axis=0).all(axis=0)
 
 
-def _component(tree: PyTree, j: int) -> PyTree:
+def component(tree: PyTree, j: int) -> PyTree:
+    """Component j's slice of a stacked tree (its leading K axis dropped)."""
     return jax.tree.map(lambda leaf: leaf[j], tree)
 
 
@@ -140,8 +141,8 @@ def sample(model: LinenModel, stack: Stack, keys: jax.Array, n: int,
     if sequential is None:
         sequential = getattr(model, "stack_mode", "vmap") == "sequential"
     if sequential:
-        return jnp.stack([model.sample(_component(stack.params, j),
-                                       _component(stack.model_state, j), keys[j], n)
+        return jnp.stack([model.sample(component(stack.params, j),
+                                       component(stack.model_state, j), keys[j], n)
                           for j in range(keys.shape[0])])
     return jax.vmap(model.sample, in_axes=(0, 0, 0, None))(
         stack.params, stack.model_state, keys, n)
@@ -162,8 +163,8 @@ def logits(model: LinenModel, stack: Stack, x: jax.Array, mode: str = "vmap") ->
                            (stack.params, stack.model_state)).T
     if mode == "sequential":
         k = jax.tree.leaves(stack.params)[0].shape[0]
-        return jnp.stack([model.apply(_component(stack.params, j),
-                                      _component(stack.model_state, j), x)
+        return jnp.stack([model.apply(component(stack.params, j),
+                                      component(stack.model_state, j), x)
                           for j in range(k)], axis=1)
     return jax.vmap(model.apply, in_axes=(0, 0, None), out_axes=1)(
         stack.params, stack.model_state, x)
@@ -186,7 +187,7 @@ def elbo(model: LinenModel, stack: Stack, x: jax.Array, key: jax.Array,
                                                  (x.shape[0],) + model.noise_shape))(
         jnp.arange(k))
     if sequential:
-        return jnp.stack([model.elbo(_component(stack.params, j), _component(stack.model_state, j),
+        return jnp.stack([model.elbo(component(stack.params, j), component(stack.model_state, j),
                                      x, noise[j]) for j in range(k)], axis=1)
     return jax.vmap(model.elbo, in_axes=(0, 0, None, 0), out_axes=1)(
         stack.params, stack.model_state, x, noise)

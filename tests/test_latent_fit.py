@@ -27,13 +27,9 @@ def two_vaes():
     return model, gen, np.asarray(x)
 
 
-def _component(tree, j):
-    return jax.tree.map(lambda leaf: leaf[j], tree)
-
-
 def _by_hand(model, gen, j, x):
     """Component j alone: latent means, ELBO at them, and their decoded images."""
-    params, state = _component(gen.params, j), _component(gen.model_state, j)
+    params, state = stacking.component(gen.params, j), stacking.component(gen.model_state, j)
     mean = model.latent_mean(params, state, x)
     elbo = model.elbo(params, state, x, jnp.zeros_like(mean))
     return np.asarray(mean), np.asarray(elbo), np.asarray(model.decode_mean(params, state, mean))
@@ -41,7 +37,7 @@ def _by_hand(model, gen, j, x):
 
 def test_decode_mean_is_the_samplers_image(two_vaes):
     model, gen, _ = two_vaes
-    params, state = _component(gen.params, 0), _component(gen.model_state, 0)
+    params, state = stacking.component(gen.params, 0), stacking.component(gen.model_state, 0)
     variables = {"params": params, **state}
     key = jax.random.key(3)
     sampled = model.module.apply(variables, 5, rngs={"noise": key}, method="sample")

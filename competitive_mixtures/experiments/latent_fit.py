@@ -46,16 +46,13 @@ from sklearn.mixture import GaussianMixture
 
 from competitive_mixtures import cli
 from competitive_mixtures import data as data_lib
+from competitive_mixtures import stacking
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import features
 from competitive_mixtures.metrics import inception
 
 # Images per compiled call.
 BATCH = 500
-
-
-def _component(tree, j: int):
-    return jax.tree.map(lambda leaf: leaf[j], tree)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -74,7 +71,7 @@ def _means_and_elbos(model, gen, x):
 
 def decode(model, gen, j: int, z: np.ndarray) -> np.ndarray:
     """Component j's mean images of codes `z` `[n, latent]`."""
-    params, model_state = _component(gen.params, j), _component(gen.model_state, j)
+    params, model_state = stacking.component(gen.params, j), stacking.component(gen.model_state, j)
     return np.concatenate([np.asarray(_decode(model, params, model_state,
                                               jnp.asarray(z[i:i + BATCH], jnp.float32)))
                            for i in range(0, len(z), BATCH)])
