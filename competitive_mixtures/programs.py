@@ -82,7 +82,7 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
         mesh=mesh,
         m_step=steps.make_m_step(gen_model, gen_optimizer, config.batch_size, chunk, mesh,
                                  unroll, group),
-        m_chunk=chunk, m_groups=config.num_components // group,
+        m_chunk=chunk, m_groups=config.num_components // group if group else 1,
         disc_step=estimator.step,
         score=estimator.score,
         assigner=steps.make_assigner(mesh, config.balance.min_points,

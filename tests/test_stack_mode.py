@@ -71,6 +71,22 @@ def test_sequential_disc_step_equals_vmapped():
         out[mode] = d
     chex.assert_trees_all_close(out["sequential"], out["vmap"], rtol=1e-4, atol=1e-5)
 
+    # One discriminator per call, each on its own slices of the stacks (the CPU form of
+    # conv steps): the same fit, and each call touches only its group's networks.
+    step = steps.make_disc_step(disc_model, gen_model, optimizer, batch_size=8, chunk=1,
+                                mesh=sharding.make_mesh(), unroll=True,
+                                stack_mode="sequential", group=1)
+    assert isinstance(step, steps.GroupedStep) and step.stacked_args == (0,)
+    grouped, loss = steps.run_chunks(step, jax.tree.map(jnp.copy, disc), np.array([3, 2]), 1,
+                                     jax.random.PRNGKey(4), gen, x, groups=K)
+    chex.assert_trees_all_close(grouped, out["sequential"], rtol=1e-5, atol=1e-6)
+    part, loss, taken = step.part_step(step.split(jax.tree.map(jnp.copy, disc))[1],
+                                       step.split(gen)[1], x, jnp.array([3, 2], jnp.int32),
+                                       jnp.int32(0), jax.random.PRNGKey(4), jnp.int32(1))
+    np.testing.assert_array_equal(taken, [0, 1])
+    assert loss[0] == 0 and loss[1] > 0
+    assert jax.tree.leaves(part.params)[0].shape[0] == 1
+
 
 @pytest.mark.parametrize("mode", ["sequential", "vmap"])
 def test_grouped_calls_equal_one_call(mode):
@@ -93,6 +109,22 @@ def test_grouped_calls_equal_one_call(mode):
     chex.assert_trees_all_close(out[2][0], out[0][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out[2][1], out[0][1], rtol=1e-5)
     assert np.isnan(out[2][1][3])  # Component 3 took no step.
+
+    # Grouped, a run saved after a chunk and resumed from the saved (whole) stack ends
+    # where the uninterrupted one does.
+    step = steps.make_m_step(model, optimizer, batch_size=8, chunk=1,
+                             mesh=sharding.make_mesh(), unroll=True, group=2)
+    assert isinstance(step, steps.GroupedStep)
+    saved = []
+    steps.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1, jax.random.PRNGKey(2), x,
+                     sets, groups=2, save=lambda carry, progress: saved.append((carry, progress)))
+    carry, progress = saved[0]
+    assert progress.offset == 1
+    chex.assert_tree_shape_prefix(carry.params, (k,))
+    resumed = steps.run_chunks(step, carry, num_steps, 1, jax.random.PRNGKey(2), x, sets,
+                               groups=2, resume=progress)
+    chex.assert_trees_all_close(resumed[0], out[2][0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(resumed[1], out[2][1], rtol=1e-6)
     assert steps.group_size(15, 5) == 5 and steps.group_size(7, 5) == 1
     assert steps.group_size(10, 0) == 10 and steps.group_size(3, 5) == 3
 

@@ -81,7 +81,7 @@ class Trained:
             disc = keep_features(self.init(init_key, example_batch(x, init_key)), disc)
         num_steps, chunk, groups, extra = self.fit_plan(x, active)
         disc, loss = steps.run_chunks(self.step, disc, num_steps, chunk, key, gen, x, *extra,
-                                      groups=groups)
+                                      groups=groups, label="density-ratio fit")
         return disc, self.fit_record(loss)
 
     def log_ratios(self, disc: Stack, gen: Stack, x: points_lib.Data,

@@ -98,7 +98,8 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     chunk, unroll, group = steps.calls(mode, k, config.steps_per_chunk, config.unroll_steps,
                                        config.stack_group)
     return BinaryDiscriminators(
-        config=config, model=model, optimizer=opt, mesh=mesh, chunk=chunk, groups=k // group,
+        config=config, model=model, optimizer=opt, mesh=mesh, chunk=chunk,
+        groups=k // group if group else 1,
         step=steps.make_disc_step(model, gen_model, opt, config.disc.batch_size, chunk, mesh,
                                   unroll, mode, group, config.disc.binarize,
                                   config.disc.input_noise),
