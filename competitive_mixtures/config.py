@@ -36,8 +36,8 @@ MODEL_FAMILIES = ("vae", "kmeans", "conv_vae", "gan", "avb", "gram")
 ANY_DATA_FAMILIES = ("gan", "avb", "gram")
 GAN_LOSSES = ("ns", "wgan_gp", "wgan_clip")
 GAN_OPTIMIZERS = ("adam", "rmsprop")
-DATASETS = ("gaussians", "ring", "grid", "mnist_offline", "mnist", "celeb_a")
-IMAGE_DATASETS = ("mnist_offline", "mnist", "celeb_a")
+DATASETS = ("gaussians", "ring", "grid", "mnist_offline", "mnist_files", "mnist", "celeb_a")
+IMAGE_DATASETS = ("mnist_offline", "mnist_files", "mnist", "celeb_a")
 LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adam", "sgd")
 DISC_FEATURES = ("pixels", "latent")
@@ -202,7 +202,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.disc.learning_rate = 0.005
     c.disc.b1 = 0.5
     c.disc.b2 = 0.999
-    c.disc.epochs = 2
+    # Passes over the N data points per fit; a fraction fits on fewer draws.
+    c.disc.epochs = 2.0
     c.disc.batch_size = 32
     c.disc.reinit_each_round = True
     # Images: binarise the real images the discriminators see (afresh at every
@@ -417,7 +418,7 @@ RANGES: dict[str, Range] = {
     "gram.projection_channels": _WIDTHS, "gram.projection_learning_rate": _RATE,
     "gram.eps": _POSITIVE,
     "disc.hidden": _WIDTHS, "disc.channels": _WIDTHS, "disc.kernel": _POSITIVE_INT,
-    "disc.learning_rate": _RATE, "disc.b1": _BETA, "disc.b2": _BETA, "disc.epochs": _COUNT,
+    "disc.learning_rate": _RATE, "disc.b1": _BETA, "disc.b2": _BETA, "disc.epochs": Range(0),
     "disc.batch_size": _POSITIVE_INT, "disc.input_blur": Range(0, 10),
     "disc.ensemble": _POSITIVE_INT, "disc.input_noise": Range(0),
     "boosting.beta": Range(0, 1, open_low=True),
@@ -683,6 +684,9 @@ def validate(config: ml_collections.ConfigDict, num_points: int | None = None) -
         _require(config.auto_k.initial_components <= k, "auto_k.initial_components",
                  config.auto_k.initial_components,
                  f"at most num_components = {k}, the most components the run may hold")
+    if config.data.name == "mnist_files":
+        _require(bool(config.data.data_dir), "data.data_dir", config.data.data_dir,
+                 "the directory of MNIST's four IDX files for data.name='mnist_files'")
     if config.data.name == "gaussians":
         _require(config.data.modes in GAUSSIAN_MODES, "data.modes", config.data.modes,
                  f"one of {GAUSSIAN_MODES} for data.name='gaussians'")

@@ -57,11 +57,14 @@ def test_every_synthetic_method_shares_the_decoder_variance_cap():
     assert caps == {0.0}
 
 
-@pytest.mark.parametrize("arg", ["paper", "paper,offline"])
+@pytest.mark.parametrize("arg", ["paper", "paper,offline", "full,paper"])
 def test_mnist_paper_is_appendix_d(arg):
     c = load_config("mnist", arg)
+    if "full" in arg:
+        c.data.data_dir = "/mnist"
     config_lib.validate(c)
-    assert c.data.name == ("mnist_offline" if "offline" in arg else "mnist")
+    assert c.data.name == {"paper": "mnist", "paper,offline": "mnist_offline",
+                           "full,paper": "mnist_files"}[arg]
     assert c.model.family == "conv_vae" and c.num_components == 15 and c.num_rounds == 10
     # Encoder 8-16-32-64, decoder 64-32-16, 4x4 filters, latent 8.
     assert tuple(c.model.channels) == (8, 16, 32, 64)
@@ -131,3 +134,25 @@ def test_gan_presets_average_generators_start_from_kmeans_and_match_budgets():
         config_lib.validate(family)
         assert family.gan.generator_ema == 0.0 and family.init_split == "uniform"
         assert family.epochs_per_round == 8
+
+
+@pytest.mark.parametrize("method", ["", "strategy=bagging", "vae8", "vae64"])
+def test_mnist_full_cpu_preset_and_its_baselines_share_one_schedule(method):
+    """The full-MNIST CPU preset: K = 15, the offline preset's stated choices, and
+    32 generator epochs that its baselines (Table 2: bagging, VAE-8, VAE-64) share."""
+    c = load_config("mnist", ",".join(filter(None, ["full", method])))
+    c.data.data_dir = "/mnist"
+    config_lib.validate(c)
+    assert c.data.name == "mnist_files" and c.data.num_points == 0
+    assert c.data.num_heldout == c.eval.num_samples == 10000
+    assert (c.pretrain_epochs, c.num_rounds, c.epochs_per_round) == (8, 3, 8)
+    assert c.step_budget == "equal" and c.batch_size == 64
+    if not method:
+        assert c.num_components == 15 and c.strategy == "competitive"
+        assert c.init_split == "kmeans" and c.balance.min_points == 60000 // 30
+        assert tuple(c.disc.channels) == (8, 16, 32) and c.disc.epochs == 0.2
+        assert c.disc.input_blur == 3.0 and c.disc.binarize
+    elif method == "strategy=bagging":
+        assert c.num_components == 15 and c.strategy == "bagging"
+    else:
+        assert c.num_components == 1 and c.strategy == "single"

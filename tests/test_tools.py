@@ -203,15 +203,28 @@ def test_digits_table_gives_per_seed_values_and_paired_verdicts(tmp_path):
 
     results = {"competitive": [run(0.6, 50.0), run(0.5, 60.0), run(0.55, 70.0)],
                "vae8": [run(0.0, 80.0, 1), run(0.0, 55.0, 1), run(0.0, 90.0, 1)]}
-    text = _table(tmp_path, "digits", "digits.write_table(inputs, [0.49, 0.48, 0.50], 3, path)",
-                  results)
-    assert "| competitive | 0.55 +- 0.04 (worst 0.50)" in text
-    assert "| KMeans (pixels) | 0.49 +- 0.01 (worst 0.48)" in text
-    assert "- competitive vs KMeans, NMI: " + experiments.verdict([0.6, 0.5, 0.55],
-                                                                 [0.49, 0.48, 0.50]) in text
+    kmeans = "{'KMeans (pixels)': [0.49, 0.48, 0.50]}"
+    text = _table(tmp_path, "digits", f"digits.write_table(inputs, {kmeans}, 3, path)", results)
+    assert "| competitive | 3 | 0.55 +- 0.04 (worst 0.50)" in text
+    assert "| KMeans (pixels) | 3 | 0.49 +- 0.01 (worst 0.48)" in text
+    assert "- competitive vs KMeans (pixels), NMI: " + experiments.verdict(
+        [0.6, 0.5, 0.55], [0.49, 0.48, 0.50]) in text
     assert "- competitive vs vae8, domain FID: " + experiments.verdict(
         [50.0, 60.0, 70.0], [80.0, 55.0, 90.0], higher_is_better=False) in text
     assert "| 1 | 0.500 / 60.0 | - / 55.0 | 0.480 |" in text
+
+    # A run not finished on a seed (None) is left out of its row and of the verdicts
+    # on that seed; a second KMeans row is shown, the first one judges.
+    results["competitive"][2] = None
+    kmeans = "{'KMeans K=15 (pixels)': [0.49, 0.48, 0.50], 'KMeans K=10 (pixels)': [0.4] * 3}"
+    text = _table(tmp_path, "digits", f"digits.write_table(inputs, {kmeans}, 3, path)", results)
+    assert "| competitive | 2 | 0.55 +- 0.05 (worst 0.50)" in text
+    assert "- competitive vs KMeans K=15 (pixels), NMI: " + experiments.verdict(
+        [0.6, 0.5], [0.49, 0.48]) in text
+    assert "- competitive vs vae8, domain FID: " + experiments.verdict(
+        [50.0, 60.0], [80.0, 55.0], higher_is_better=False) in text
+    assert "| KMeans K=10 (pixels) | 3 | 0.40 +- 0.00 (worst 0.40)" in text
+    assert "| 2 | - | - / 90.0 | 0.500 | 0.400 |" in text
 
 
 def test_mode_coverage_table_gives_worst_seeds_verdicts_and_every_seed(tmp_path):

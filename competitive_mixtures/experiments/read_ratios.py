@@ -99,7 +99,7 @@ def table(records: dict, label: np.ndarray, run_owner: np.ndarray, k: int) -> st
             owner = np.asarray(r["owner"])
             count = np.bincount(owner, minlength=k)
             nmi = clustering.clustering_scores(owner, label, k)["nmi"]
-            epochs = "-" if r["epochs"] is None else str(r["epochs"])
+            epochs = "-" if r["epochs"] is None else f"{r['epochs']:g}"
             lines.append(f"| {kind} | {r['seed']} | {epochs} | {nmi:.3f} | "
                          f"{np.mean(owner == run_owner):.3f} | {count.min()}-{count.max()} |")
     return "\n".join(lines)

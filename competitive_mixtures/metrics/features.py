@@ -28,7 +28,7 @@ from competitive_mixtures.metrics import fid
 from competitive_mixtures.metrics import inception
 from competitive_mixtures.metrics import precision_recall
 
-DIGIT_DATASETS = ("mnist_offline", "mnist")
+DIGIT_DATASETS = ("mnist_offline", "mnist_files", "mnist")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,7 @@ def available_extractors(data_name: str, image_shape: tuple[int, ...],
     """The extractors that apply to a dataset, and {name: reason} for those skipped."""
     extractors, skipped = [], {}
     if data_name in DIGIT_DATASETS and tuple(image_shape) == digit_classifier.IMAGE_SHAPE:
-        source = "mnist" if data_name == "mnist" else "mnist_offline"
+        source = data_name
         path = digit_classifier_path or digit_classifier.default_path(source)
         extractors.append(digit_extractor(path, source, data_dir))
     if inception_weights:
