@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 
 from absl import flags
-import jax
 import numpy as np
 
 from competitive_mixtures import cli
-from competitive_mixtures import sampling
 from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures.mixture import Mixture
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10000, "Number of samples (>= 1).")
@@ -32,13 +31,12 @@ def main(argv):
         cli.fail(f"--num_samples must be a positive integer, got {_NUM_SAMPLES.value}")
     if not _OUTPUT.value or not _OUTPUT.value.endswith(".npz"):
         cli.fail(f"--output must name an .npz file, got {_OUTPUT.value!r}")
-    _, programs, state = workdir_lib.restore_run(_WORKDIR.value)
-    x, component = sampling.draw_samples(programs.gen_model, state.gen, state.alpha,
-                                      jax.random.PRNGKey(_SEED.value), _NUM_SAMPLES.value)
+    mixture = Mixture.load(_WORKDIR.value)
+    x, component = mixture.sample(_NUM_SAMPLES.value, _SEED.value)
     os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
     workdir_lib.save_npz_atomic(_OUTPUT.value, x=x, component=component)
-    print(f"wrote {len(x)} samples of shape {x.shape[1:]} to {_OUTPUT.value}; "
-          f"per component: {np.bincount(component, minlength=len(state.alpha)).tolist()}")
+    print(f"wrote {len(x)} samples of shape {x.shape[1:]} to {_OUTPUT.value}; per component: "
+          f"{np.bincount(component, minlength=mixture.num_components).tolist()}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN section 4): its files, written atomically, and its lock.
+"""The run directory: its files, written atomically, and its lock.
 
 Every JSON, text or npz file goes to a temporary name first and is then
 renamed, so a reader (or a run killed mid-write) never sees half a file.
@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+import zipfile
 from typing import Any
 
 from absl import logging
@@ -35,6 +36,39 @@ CONFIG = "config.json"
 
 class RunNotFoundError(errors.UserError, FileNotFoundError):
     """A workdir with no finished round."""
+
+
+class RunFileError(errors.UserError):
+    """A file of a run is missing or damaged; the message names it and what to do."""
+
+
+def read_npz(workdir: str, name: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays `keys` of the run file `workdir/name`, or RunFileError naming the file."""
+    path = epath.Path(workdir, name)
+    rerun = (f"rerun the training command on --workdir={workdir}, which writes it again from "
+             "the newest checkpoint")
+    if not path.exists():
+        raise RunFileError(f"{path} is missing; {rerun}.")
+    try:
+        with path.open("rb") as g, np.load(g) as f:
+            missing = [key for key in keys if key not in f.files]
+            if not missing:
+                return {key: f[key] for key in keys}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise RunFileError(f"{path} is damaged ({type(error).__name__}: {error}); "
+                           f"{rerun}.") from None
+    raise RunFileError(f"{path} lacks {missing}; {rerun}.")
+
+
+def read_run_json(workdir: str, name: str, what: str) -> Any:
+    """The JSON run file `workdir/name`, or RunFileError naming it; `what` says what to do."""
+    path = epath.Path(workdir, name)
+    if not path.exists():
+        raise RunFileError(f"{path} is missing: {what}.")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunFileError(f"{path} is damaged ({error}): {what}.") from None
 
 
 def write_text_atomic(path: str, text: str) -> None:
@@ -79,7 +113,7 @@ def check_path(path: str | None) -> str:
 
 
 class Workdir:
-    """The files of DESIGN section 4 inside one run directory."""
+    """The files of one run directory (the README lists what each holds)."""
 
     def __init__(self, path: str, lead: bool = True):
         """`lead`: this process writes files (process 0 of a multi-process run)."""
@@ -255,20 +289,21 @@ def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, programs_lib.P
     """The config, programs and newest state of a run, for tools that read a workdir.
 
     Reads only (nothing in the workdir is created, renamed or written);
-    raises RunNotFoundError when no round has finished there.
+    raises RunNotFoundError when no round has finished there, and
+    RunFileError, naming the file, when one of its files is missing or damaged.
     """
     work = Workdir(workdir)
-    needed = [CONFIG, "heldout.npz", "assignments.npz", "checkpoints"]
+    needed = [CONFIG, "checkpoints"]
     missing = [name for name in needed if not epath.Path(work.file(name)).exists()]
     if missing:
         raise RunNotFoundError(
             f"{workdir} holds no finished round (missing {', '.join(missing)}); train first with "
             f"python -m competitive_mixtures.main --config=... --workdir={workdir}")
-    config = work.read_config()
-    with epath.Path(work.file("heldout.npz")).open("rb") as f, np.load(f) as heldout:
-        data_shape = heldout["x"].shape[1:]
-    with epath.Path(work.file("assignments.npz")).open("rb") as f, np.load(f) as assignments:
-        num_points = len(assignments["assignment"])
+    config = config_lib.from_dict(read_run_json(
+        workdir, CONFIG, "it is the run's resolved config, which rebuilds its networks; restore "
+        "it, or train again in a new --workdir"))
+    data_shape = read_npz(workdir, "heldout.npz", ("x",))["x"].shape[1:]
+    num_points = len(read_npz(workdir, "assignments.npz", ("assignment", "label"))["assignment"])
     # The state's shapes depend on the data's shape and count, not on its values.
     x_spec = jax.ShapeDtypeStruct((num_points,) + data_shape, jnp.float32)
     programs = programs_lib.make_programs(config, x_spec.shape[1:])

@@ -26,8 +26,8 @@ import jax
 import numpy as np
 
 from competitive_mixtures import data as data_lib
-from competitive_mixtures import sampling
 from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures.mixture import Mixture
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.metrics import coverage
 from competitive_mixtures.metrics import elbo
@@ -49,13 +49,13 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0,
     """
     if num_samples < 2:
         raise ValueError(f"num_samples must be >= 2 (the KDE splits them), got {num_samples}")
-    config, programs, state = workdir_lib.restore_run(workdir)
+    mixture = Mixture.load(workdir)
+    config, programs, state = mixture.config, mixture.programs, mixture.state
     with epath.Path(workdir, "heldout.npz").open("rb") as g, np.load(g) as f:
         heldout = {name: f[name] for name in f.files}
-    samples, _ = sampling.draw_samples(programs.gen_model, state.gen, state.alpha,
-                                    jax.random.PRNGKey(seed), num_samples)
-    with epath.Path(workdir, "assignments.npz").open("rb") as g, np.load(g) as f:
-        owner, label = f["assignment"], f["label"]
+    samples, _ = mixture.sample(num_samples, seed)
+    assignments = workdir_lib.read_npz(workdir, "assignments.npz", ("assignment", "label"))
+    owner, label = assignments["assignment"], assignments["label"]
     alpha = np.asarray(state.alpha)
     result = {
         "round": int(state.round) - 1,
