@@ -11,6 +11,8 @@ JAX_DISABLE_MOST_OPTIMIZATIONS=0 to run the suite on optimised code with XLA's
 default emitters.
 """
 
+import glob
+import hashlib
 import os
 import pathlib
 
@@ -55,3 +57,15 @@ def xla_flags(devices: int, default_emitters: bool = False) -> str:
 def load_config(name: str, arg: str | None = None):
     """`configs/NAME.py:ARG` loaded the way `config_flags` does."""
     return config_lib.load_config_file(name, arg, str(REPO / "configs"))
+
+
+def tree_hashes(root, exclude=()) -> dict[str, str]:
+    """{relative path: sha256} of every file under `root`, but those whose relative path
+    starts with one of `exclude`."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(root, "**"), recursive=True)):
+        rel = os.path.relpath(path, root)
+        if os.path.isfile(path) and not any(rel.startswith(e) for e in exclude):
+            with open(path, "rb") as f:
+                out[rel] = hashlib.sha256(f.read()).hexdigest()
+    return out

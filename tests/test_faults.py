@@ -5,8 +5,6 @@ Each case checks the error (type, exit code, one line naming the problem) and
 that intact checkpoints and outputs are unchanged (hashes before and after).
 """
 
-import glob
-import hashlib
 import json
 import os
 import pathlib
@@ -22,7 +20,7 @@ import pytest
 from competitive_mixtures import checkpointing, config as config_lib, errors, train
 from competitive_mixtures import sampling
 from competitive_mixtures import workdir as workdir_lib
-from conftest import load_config
+from conftest import load_config, tree_hashes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -38,19 +36,8 @@ def _tiny(**overrides):
     return c
 
 
-def _hashes(root, exclude=()):
-    """{relative path: sha256} of every file under `root`."""
-    out = {}
-    for path in sorted(glob.glob(os.path.join(root, "**"), recursive=True)):
-        rel = os.path.relpath(path, root)
-        if os.path.isfile(path) and not any(rel.startswith(e) for e in exclude):
-            with open(path, "rb") as f:
-                out[rel] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
 def _step_hashes(workdir, step):
-    return _hashes(os.path.join(workdir, "checkpoints", str(step)))
+    return tree_hashes(os.path.join(workdir, "checkpoints", str(step)))
 
 
 def _rounds(workdir):
@@ -103,7 +90,7 @@ def test_stray_step_folder_spares_intact_steps(copy, fault):
         shutil.rmtree(os.path.join(checkpoints, "3", "default"))
         bad, intact, resumed_round = "3", (1, 2), 2
     before = {step: _step_hashes(copy, step) for step in intact}
-    outputs = _hashes(copy, exclude=("checkpoints", "figures", "summary.json", "run.lock"))
+    outputs = tree_hashes(copy, exclude=("checkpoints", "figures", "summary.json", "run.lock"))
 
     # The read-only reader restores the newest intact step and moves nothing.
     listing = sorted(os.listdir(checkpoints))
@@ -114,33 +101,38 @@ def test_stray_step_folder_spares_intact_steps(copy, fault):
     train.train_and_evaluate(_tiny(), copy)
     for step in intact:
         assert _step_hashes(copy, step) == before[step], step
-    assert [d for d in os.listdir(checkpoints) if d.startswith("damaged-")] == [
-        d for d in os.listdir(checkpoints) if d.startswith(f"damaged-{bad}-")]
+    # Exactly the bad step was set aside, and no step of its number is left.
+    damaged = [d for d in os.listdir(checkpoints) if d.startswith("damaged-")]
+    assert len(damaged) == 1 and damaged[0].startswith(f"damaged-{bad}-"), damaged
+    if fault == "empty_step_99":
+        assert not os.path.exists(os.path.join(checkpoints, bad))
+    else:  # Step 3 is written again by the resumed round, whole.
+        assert os.path.isdir(os.path.join(checkpoints, bad, "default"))
     assert _rounds(copy) == [0, 1, 2]
     if fault == "empty_step_99":
         # Nothing was retrained: metrics, assignments and held-out data as they were.
-        assert _hashes(copy, exclude=("checkpoints", "figures", "summary.json")) == outputs
+        assert tree_hashes(copy, exclude=("checkpoints", "figures", "summary.json")) == outputs
 
 
 def test_read_only_tools_leave_damaged_steps_in_place(copy):
     """All steps damaged: the reader fails in one line and renames nothing."""
     for step in (1, 2, 3):
         shutil.rmtree(os.path.join(copy, "checkpoints", str(step), "default"))
-    before = _hashes(copy)
+    before = tree_hashes(copy)
     with pytest.raises(errors.CheckpointError, match="left in place"):
         workdir_lib.restore_run(copy)
-    assert _hashes(copy) == before
+    assert tree_hashes(copy) == before
 
 
 def test_shape_changing_config_is_refused_before_writing(copy):
     """K=3 -> 4 with allow_config_change: refused, naming the change; nothing written."""
-    before = _hashes(copy)
+    before = tree_hashes(copy)
     with pytest.raises(config_lib.ConfigError) as info:
         train.train_and_evaluate(_tiny(num_components=4), copy, allow_config_change=True)
     message = str(info.value)
     assert "num_components: 3 -> 4" in message and "shapes" in message, message
     assert "new --workdir" in message and "\n" not in message
-    assert _hashes(copy) == before
+    assert tree_hashes(copy) == before
     assert not any(d.startswith("damaged-") for d in os.listdir(os.path.join(copy,
                                                                               "checkpoints")))
 
@@ -237,10 +229,10 @@ def test_second_run_on_a_workdir_refuses(copy):
     lock = os.path.join(copy, workdir_lib.LOCK)
     with open(lock, "w") as f:  # pid 1 is alive in every container and machine.
         json.dump({"pid": 1, "host": os.uname().nodename, "since": "earlier"}, f)
-    before = _hashes(copy)
+    before = tree_hashes(copy)
     with pytest.raises(errors.WorkdirError, match="in use by another run"):
         train.train_and_evaluate(_tiny(), copy)
-    assert _hashes(copy) == before
+    assert tree_hashes(copy) == before
 
 
 def test_stale_lock_is_taken_over(copy):
@@ -289,12 +281,12 @@ def test_deleted_metrics_still_finishes(copy):
 def test_garbled_config_json_is_one_clear_error(copy):
     with open(os.path.join(copy, "config.json"), "w") as f:
         f.write("{ not json")
-    before = _hashes(copy)
+    before = tree_hashes(copy)
     with pytest.raises(errors.WorkdirError, match="config.json is not valid JSON"):
         train.train_and_evaluate(_tiny(), copy)
     with pytest.raises(errors.WorkdirError, match="config.json is not valid JSON"):
         workdir_lib.restore_run(copy)
-    assert _hashes(copy) == before
+    assert tree_hashes(copy) == before
 
 
 def test_huge_sample_count_is_refused(finished):
@@ -341,13 +333,13 @@ def test_main_all_damaged_checkpoints_one_line(copy):
 
 def test_sample_tool_with_a_stray_step_writes_nothing_in_the_workdir(copy, tmp_path):
     os.makedirs(os.path.join(copy, "checkpoints", "99"))
-    before = _hashes(copy)
+    before = tree_hashes(copy)
     listing = sorted(os.listdir(os.path.join(copy, "checkpoints")))
     done = _tool("sample", f"--workdir={copy}", "--num_samples=10",
                  f"--output={tmp_path / 's.npz'}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(os.listdir(os.path.join(copy, "checkpoints"))) == listing
-    assert _hashes(copy) == before
+    assert tree_hashes(copy) == before
     assert "Event loop is closed" not in done.stderr
 
 

@@ -165,17 +165,31 @@ def test_latent_discriminators_read_the_shared_encoder_and_keep_it(latent_disc):
     chex.assert_trees_all_equal(_features(base.keep_features(fresh, fitted)), encoder)
 
 
-def test_latent_discriminators_train_on_grey_digits(latent_disc):
+def test_latent_discriminators_train_on_grey_digits(latent_disc, monkeypatch):
     """Without binarisation the data reach the step as uint8; the latent noise is
     float all the same."""
     config, programs, x, state = latent_disc
     grey = copy.deepcopy(config)
     grey.disc.binarize = False
+    reached = []
+    loss_of = steps.discriminator_loss
+
+    def recording_loss(disc_model):
+        loss = loss_of(disc_model)
+
+        def recorded(params, model_state, batch):
+            reached.append(tuple(part.dtype for part in batch))  # At trace time.
+            return loss(params, model_state, batch)
+        return recorded
+
+    monkeypatch.setattr(steps, "discriminator_loss", recording_loss)
     estimator = ratio_lib.make(grey, programs.gen_model, x.shape[1:], programs.mesh)
     key = jax.random.PRNGKey(6)
     fitted, record = estimator.fit(jax.tree.map(jnp.copy, state.disc), state.gen, x, key, key,
                                    np.ones(config.num_components, bool))
-    assert x.dtype == jnp.uint8 and all(np.isfinite(record["disc_loss"]))
+    # Real digits, samples, and the noise on both latent means.
+    assert reached and set(reached) == {(np.dtype(np.uint8),) + (np.dtype(np.float32),) * 3}
+    assert all(np.isfinite(record["disc_loss"]))
 
 
 def _by_hand(state, programs, j, x, noise=0.0):

@@ -160,10 +160,18 @@ def test_ensemble_of_classifiers_logs_their_mean_loss():
     estimator = ratio_lib.make(config, gen_model, (2,), sharding.make_mesh())
     assert isinstance(estimator, ensemble.Ensemble) and not estimator.normalise
     state = estimator.init(jax.random.PRNGKey(0), x[:8])
+    members = [jax.tree.map(jnp.copy, member) for member in state]
     state, record = estimator.fit(state, gen, x, jax.random.PRNGKey(1), jax.random.PRNGKey(2),
                                   np.ones(2, bool))
     assert isinstance(record["classifier_loss"], float)
-    assert np.isfinite(record["classifier_loss"])
+    # The logged loss is the mean of the members' losses, each fitted alone with the
+    # keys the ensemble gives it.
+    alone = [estimator.member.fit(member, gen, x, jax.random.fold_in(jax.random.PRNGKey(1), i),
+                                  jax.random.fold_in(jax.random.PRNGKey(2), i),
+                                  np.ones(2, bool))[1]["classifier_loss"]
+             for i, member in enumerate(members)]
+    assert alone[0] != pytest.approx(alone[1], rel=1e-3)
+    assert record["classifier_loss"] == pytest.approx(np.mean(alone), rel=1e-6)
     chex.assert_shape(estimator.log_ratios(state, gen, x, jax.random.PRNGKey(3)), (2000, 2))
 
 

@@ -15,7 +15,7 @@ from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures import experiments
 from competitive_mixtures.experiments import table1
 from competitive_mixtures.metrics import clustering
-from conftest import load_config
+from conftest import load_config, tree_hashes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_tools_refuse_bad_input(run, tmp_path):
 
 
 def test_evaluate_writes_metrics_without_touching_checkpoints(run):
-    before = sorted(os.listdir(os.path.join(run, "checkpoints")))
+    before = tree_hashes(os.path.join(run, "checkpoints"))
     done = _tool("evaluate", f"--workdir={run}", "--num_samples=2000")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "KDE log-likelihood" in done.stdout and "coverage C" in done.stdout
@@ -80,7 +80,7 @@ def test_evaluate_writes_metrics_without_touching_checkpoints(run):
     assert result["modes"]["num_modes"] == 3
     assert 0.0 <= result["clustering"]["nmi"] <= 1.0
     assert result["components_used"] == 3
-    assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == before
+    assert tree_hashes(os.path.join(run, "checkpoints")) == before
 
 
 def _read_ratios(run, *args) -> tuple[subprocess.CompletedProcess, dict]:

@@ -17,7 +17,7 @@ from competitive_mixtures import checkpointing, config as config_lib, data as da
 from competitive_mixtures import sharding, train
 from competitive_mixtures import summary as summary_lib
 from competitive_mixtures import workdir as workdir_lib
-from conftest import load_config
+from conftest import load_config, tree_hashes
 
 def _tiny(**overrides):
     c = load_config("synthetic", "tiny")
@@ -237,10 +237,10 @@ def test_second_call_does_not_train(finished, tmp_path):
     workdir = str(tmp_path / "again")
     shutil.copytree(full, workdir)
     before = _read_metrics(workdir)
-    steps = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+    steps = tree_hashes(os.path.join(workdir, "checkpoints"))
     summary = train.train_and_evaluate(_tiny(), workdir)
     assert _read_metrics(workdir) == before
-    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == steps
+    assert tree_hashes(os.path.join(workdir, "checkpoints")) == steps
     assert summary["rounds"] == 3
 
 
