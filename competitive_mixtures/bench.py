@@ -1,4 +1,4 @@
-"""Speed and memory of the stacked K-component code (DESIGN section 3).
+"""Speed and memory of the stacked K-component code (docs/guide.md, "How it is fast").
 
     python -m competitive_mixtures.bench [--quick] [--output_dir=bench_results]
         [--only=round,recompilation,growth,stacked_vs_loop,assign,memory]

@@ -27,7 +27,7 @@ from competitive_mixtures.data.synthetic import Dataset
 TFDS_NAMES = ('mnist', 'celeb_a')
 
 # Held-out image sets are capped: FID and KDE on more points cost more than
-# they add (DESIGN section 4, `heldout.npz`).
+# they add (the `heldout.npz` of a run).
 MAX_HELDOUT = 10000
 
 # The split that holds each dataset's held-out points, or None to carve them
