@@ -192,31 +192,25 @@ class GroupedStep:
         """The groups' slices of a stacked pytree, in group order."""
         return list(_split(tree, self.size))
 
-    def split_args(self, args: tuple) -> list[tuple]:
-        """Every group's args, the stacked ones sliced."""
+    def split_args(self, args: tuple, groups: int) -> list[tuple]:
+        """Every group's args, the stacked ones (at `stacked_args`) sliced."""
         parts = {i: self.split(args[i]) for i in self.stacked_args}
-        groups = len(next(iter(parts.values()))) if parts else None
-        if groups is None:
-            return None
         return [tuple(parts[i][g] if i in parts else a for i, a in enumerate(args))
                 for g in range(groups)]
 
     def __call__(self, carry, *args_and_calls):
         *args, num_steps, offset, key, group = args_and_calls
         parts = self.split(carry)
-        group_args = self.split_args(tuple(args))
         g = int(group)
         parts[g], loss, taken = self.part_step(
-            parts[g], *(args if group_args is None else group_args[g]), num_steps, offset, key,
-            group)
+            parts[g], *self.split_args(tuple(args), len(parts))[g], num_steps, offset, key, group)
         return merge(parts), loss, taken
 
     def lower(self, carry, *args_and_calls):
         """The compiled program of one call (group 0), for cost analysis."""
         *args, num_steps, offset, key, group = args_and_calls
-        group_args = self.split_args(tuple(args))
-        return self.part_step.lower(self.split(carry)[0],
-                                    *(args if group_args is None else group_args[0]),
+        parts = self.split(carry)
+        return self.part_step.lower(parts[0], *self.split_args(tuple(args), len(parts))[0],
                                     num_steps, offset, key, group)
 
 
@@ -513,7 +507,7 @@ def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
     if grouped:
         # Every group trains on its own slice of the carry and of the stacked args.
         parts = step_fn.split(carry)
-        args_of = step_fn.split_args(args) or [args] * groups
+        args_of = step_fn.split_args(args, groups)
         call = step_fn.part_step
     total, done_before = int(num_steps.sum()), taken.sum()
     start = last_log = last_save = time.perf_counter()
