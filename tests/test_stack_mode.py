@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from competitive_mixtures import assign, config as config_lib, models, sharding, stacking, steps
+from competitive_mixtures.metrics import elbo
 from competitive_mixtures.models import conv, vae
 from competitive_mixtures.models.base import LinenModel
 
@@ -86,6 +87,23 @@ def test_sequential_disc_step_equals_vmapped():
     np.testing.assert_array_equal(taken, [0, 1])
     assert loss[0] == 0 and loss[1] > 0
     assert jax.tree.leaves(part.params)[0].shape[0] == 1
+
+
+def test_heldout_elbo_in_the_sequential_form_equals_the_vmapped_one():
+    """The held-out ELBO of conv VAEs, scored side by side on CPU, as vmapped."""
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 256, size=(N,) + IMAGE_SHAPE),
+                    jnp.uint8)
+    model = _conv_vae("vmap")
+    gen = stacking.init(dataclasses.replace(model, module=model.module.clone(axis_name=None)),
+                        optax.adam(0.01), jax.random.split(jax.random.PRNGKey(1), K), x[:8])
+    out = {}
+    for mode in ("vmap", "sequential"):
+        local = dataclasses.replace(_conv_vae(mode), module=model.module.clone(axis_name=None))
+        out[mode] = elbo.heldout_elbo(local, gen, np.array([0.3, 0.7]), np.asarray(x),
+                                      jax.random.PRNGKey(2), batch_size=16)
+    assert out["sequential"]["mixture"] == pytest.approx(out["vmap"]["mixture"], rel=1e-5)
+    np.testing.assert_allclose(out["sequential"]["components"], out["vmap"]["components"],
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["sequential", "vmap"])

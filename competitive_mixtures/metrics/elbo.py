@@ -16,14 +16,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from competitive_mixtures import stacking
 from competitive_mixtures.state import Stack
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _component_elbos(model, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
-    """`[B, K]` one-sample ELBO of every point under every component."""
+    """`[B, K]` one-sample ELBO of every point under every component.
+
+    In the model's stack mode: vmapped, or the K components side by side in
+    straight-line code (conv VAEs on CPU, where a vmapped convolution is a
+    slow grouped one), with the same noise.
+    """
     k = jax.tree.leaves(gen.params)[0].shape[0]
     noise = jax.random.normal(key, (k, x.shape[0]) + model.noise_shape)
+    if getattr(model, "stack_mode", "vmap") == "sequential":
+        return jnp.stack([model.elbo(stacking.component(gen.params, j),
+                                     stacking.component(gen.model_state, j), x, noise[j])
+                          for j in range(k)], axis=1)
     return jax.vmap(model.elbo, in_axes=(0, 0, None, 0), out_axes=1)(
         gen.params, gen.model_state, x, noise)
 
