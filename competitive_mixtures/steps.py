@@ -513,6 +513,7 @@ def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
     start = last_log = last_save = time.perf_counter()
     last_offset = int(num_steps.max(initial=0))
     for offset in range(first, last_offset, chunk):
+        sums = []
         for g, group in enumerate(group_args):
             if num_steps[g * size:(g + 1) * size].max() <= offset:
                 continue  # Every component of the group is done.
@@ -522,7 +523,10 @@ def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
             else:
                 carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
                                                          jnp.int32(offset), key, *group)
-            # Fetching the sums each call also keeps the host in step with the device.
+            sums.append((chunk_loss, chunk_taken))
+        # Fetching the sums once per chunk keeps the host in step with the device,
+        # while the calls of a chunk's groups queue up without waiting for each other.
+        for chunk_loss, chunk_taken in sums:
             loss_sum += np.asarray(chunk_loss)
             taken += np.asarray(chunk_taken)
         now = time.perf_counter()
