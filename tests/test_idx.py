@@ -183,3 +183,16 @@ def test_digit_classifier_trains_on_the_training_files_and_scores_the_test_files
                                               str(tmp_path), epochs=1)
     assert info["source"] == "mnist_files" and info["num_train"] == 64
     assert info["num_heldout"] == 20
+
+
+def test_the_cached_classifier_of_other_files_is_another_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    write_mnist(one, seed=0)
+    write_mnist(two, train=50, seed=1)
+    path = digit_classifier.default_path("mnist_files", str(one))
+    assert path.startswith(str(tmp_path / "cache")) and path.endswith(".npz")
+    assert path == digit_classifier.default_path("mnist_files", str(one))
+    assert path != digit_classifier.default_path("mnist_files", str(two))

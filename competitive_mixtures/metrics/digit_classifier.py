@@ -21,6 +21,7 @@ python -m competitive_mixtures.metrics.digit_classifier --output=PATH \
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -233,16 +234,25 @@ def load_or_train(path: str, source: str = "mnist_offline",
     return train_and_save(path, source, data_dir)
 
 
-def default_path(source: str = "mnist_offline") -> str:
-    """`$XDG_CACHE_HOME/competitive_mixtures/digit_classifier_SOURCE.npz` (default ~/.cache)."""
+def default_path(source: str = "mnist_offline", data_dir: str | None = None) -> str:
+    """`$XDG_CACHE_HOME/competitive_mixtures/digit_classifier_SOURCE.npz` (default ~/.cache).
+
+    For MNIST's IDX files the name also carries a digest of the training labels
+    in `data_dir`, so that a classifier trained on other files (a subset written
+    in the same format) is never taken for the one of all of MNIST.
+    """
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "competitive_mixtures", f"digit_classifier_{source}.npz")
+    name = source
+    if source == "mnist_files" and data_dir:
+        with open(idx.find(data_dir, "train", "labels"), "rb") as f:
+            name += "_" + hashlib.sha256(f.read()).hexdigest()[:12]
+    return os.path.join(cache, "competitive_mixtures", f"digit_classifier_{name}.npz")
 
 
 def main(argv):
     del argv
     flag = flags.FLAGS
-    path = flag.output or default_path(flag.data)
+    path = flag.output or default_path(flag.data, flag.data_dir)
     _, info = train_and_save(path, flag.data, flag.data_dir, flag.epochs)
     print(f"wrote {path}: held-out accuracy {info['heldout_accuracy']:.4f} on "
           f"{info['num_heldout']} digits, trained on {info['num_train']} ({info['seconds']}s); "

@@ -91,7 +91,7 @@ def available_extractors(data_name: str, image_shape: tuple[int, ...],
     extractors, skipped = [], {}
     if data_name in DIGIT_DATASETS and tuple(image_shape) == digit_classifier.IMAGE_SHAPE:
         source = data_name
-        path = digit_classifier_path or digit_classifier.default_path(source)
+        path = digit_classifier_path or digit_classifier.default_path(source, data_dir)
         extractors.append(digit_extractor(path, source, data_dir))
     if inception_weights:
         extractors.append(inception_extractor(inception_weights))
