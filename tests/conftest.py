@@ -15,6 +15,8 @@ import glob
 import hashlib
 import os
 import pathlib
+import subprocess
+import sys
 
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 FAST_COMPILATION = os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"].lower() not in ("0", "false")
@@ -69,3 +71,19 @@ def tree_hashes(root, exclude=()) -> dict[str, str]:
             with open(path, "rb") as f:
                 out[rel] = hashlib.sha256(f.read()).hexdigest()
     return out
+
+
+def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m competitive_mixtures.NAME ARGS...` in the repository, its output captured."""
+    return subprocess.run([sys.executable, "-m", f"competitive_mixtures.{name}", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> str:
+    """The workdir of a finished `configs/synthetic.py:tiny` run (one per test module)."""
+    from competitive_mixtures import train  # pylint: disable=import-outside-toplevel
+
+    workdir = str(tmp_path_factory.mktemp("run"))
+    train.train_and_evaluate(load_config("synthetic", "tiny"), workdir)
+    return workdir

@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,23 +9,15 @@ import pytest
 from competitive_mixtures import Mixture
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import errors
-from competitive_mixtures import train
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.mixture import InputError
-from conftest import REPO, load_config, tree_hashes
+from conftest import run_tool, load_config, tree_hashes
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("run"))
-    train.train_and_evaluate(load_config("synthetic", "tiny"), workdir)
-    return workdir
-
-
-def _tool(name, *args):
-    return subprocess.run([sys.executable, "-m", f"competitive_mixtures.{name}", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+def run(tiny_run):
+    return tiny_run
 
 
 def test_load_gives_the_run_and_its_samples_and_owners_equal_the_tools(run, tmp_path):
@@ -41,7 +31,7 @@ def test_load_gives_the_run_and_its_samples_and_owners_equal_the_tools(run, tmp_
 
     x, component = m.sample(500, seed=3)
     assert x.shape == (500, 2) and component.dtype == np.int32
-    done = _tool("sample", f"--workdir={run}", "--num_samples=500", "--seed=3",
+    done = run_tool("sample", f"--workdir={run}", "--num_samples=500", "--seed=3",
                  f"--output={tmp_path / 's.npz'}")
     assert done.returncode == 0, done.stderr[-2000:]
     with np.load(tmp_path / "s.npz") as f:
@@ -51,7 +41,7 @@ def test_load_gives_the_run_and_its_samples_and_owners_equal_the_tools(run, tmp_
     with np.load(os.path.join(run, "heldout.npz")) as f:
         heldout, label = f["x"], f["label"]
     np.save(tmp_path / "points.npy", heldout)
-    done = _tool("predict", f"--workdir={run}", f"--input={tmp_path / 'points.npy'}",
+    done = run_tool("predict", f"--workdir={run}", f"--input={tmp_path / 'points.npy'}",
                  f"--output={tmp_path / 'p.npz'}", "--block=700")
     assert done.returncode == 0, done.stderr[-2000:]
     owner = m.predict(heldout)
@@ -78,7 +68,7 @@ def test_predict_gives_the_training_points_the_owners_of_the_assignment_pass(run
     # Without the dataset normaliser the owners are not those of the run (the test can fail).
     raw = np.argmax(m.log_ratios(x), axis=1)
     assert np.mean(raw == run_owner) < np.mean(owner == run_owner)
-    done = _tool("predict", f"--workdir={run}", "--input=training",
+    done = run_tool("predict", f"--workdir={run}", "--input=training",
                  f"--output={tmp_path / 't.npz'}")
     assert done.returncode == 0, done.stderr[-2000:]
     differ = int(np.sum(owner != run_owner))
@@ -94,7 +84,7 @@ def test_points_of_the_wrong_shape_or_with_nan_are_refused(run, tmp_path):
         m.predict(np.array([[0.0, 1.0], [np.nan, 0.0]]))
     np.testing.assert_array_equal(m.predict(np.zeros(2)), m.predict(np.zeros((1, 2))))
     np.save(tmp_path / "bad.npy", np.zeros((5, 4), np.float32))
-    done = _tool("predict", f"--workdir={run}", f"--input={tmp_path / 'bad.npy'}",
+    done = run_tool("predict", f"--workdir={run}", f"--input={tmp_path / 'bad.npy'}",
                  f"--output={tmp_path / 'p.npz'}")
     assert done.returncode == 2 and "points of shape (4,)" in done.stderr
     assert not (tmp_path / "p.npz").exists()
@@ -123,7 +113,7 @@ def test_a_damaged_run_file_is_one_clear_line_and_the_run_is_untouched(run, tmp_
     for tool, args in (("evaluate", ()), ("sample", ("--num_samples=10",
                                                      f"--output={tmp_path / 's.npz'}")),
                        ("predict", ("--input=training", f"--output={tmp_path / 'p.npz'}"))):
-        done = _tool(tool, f"--workdir={copy}", *args)
+        done = run_tool(tool, f"--workdir={copy}", *args)
         lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert done.returncode == 2 and len(lines) == 1, (tool, done.stderr[-1500:])
         assert name in lines[0] and "Traceback" not in done.stderr

@@ -15,26 +15,19 @@ from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures import experiments
 from competitive_mixtures.experiments import table1
 from competitive_mixtures.metrics import clustering
-from conftest import load_config, tree_hashes
+from conftest import run_tool, tree_hashes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("run"))
-    train.train_and_evaluate(load_config("synthetic", "tiny"), workdir)
-    return workdir
-
-
-def _tool(name, *args):
-    return subprocess.run([sys.executable, "-m", f"competitive_mixtures.{name}", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+def run(tiny_run):
+    return tiny_run
 
 
 def test_sample_tool_follows_alpha(run, tmp_path):
     out = tmp_path / "s.npz"
-    done = _tool("sample", f"--workdir={run}", "--num_samples=6000", f"--output={out}",
+    done = run_tool("sample", f"--workdir={run}", "--num_samples=6000", f"--output={out}",
                  "--seed=1")
     assert done.returncode == 0, done.stderr[-2000:]
     with np.load(out) as f:
@@ -56,21 +49,21 @@ def test_tools_refuse_bad_input(run, tmp_path):
     for args in ([f"--workdir={tmp_path / 'nothing'}", "--num_samples=10",
                   f"--output={tmp_path / 'a.npz'}"],
                  [f"--workdir={run}", "--num_samples=0", f"--output={tmp_path / 'a.npz'}"]):
-        done = _tool("sample", *args)
+        done = run_tool("sample", *args)
         assert done.returncode != 0
         assert "error:" in done.stderr
-    done = _tool("evaluate", f"--workdir={tmp_path / 'nothing'}")
+    done = run_tool("evaluate", f"--workdir={tmp_path / 'nothing'}")
     assert done.returncode != 0 and "no finished round" in done.stderr
     # latent_fit reads convolutional VAEs only (this run's are MLPs).
-    done = _tool("experiments.latent_fit", f"--workdir={run}")
+    done = run_tool("experiments.latent_fit", f"--workdir={run}")
     assert done.returncode == 2 and "convolutional VAE" in done.stderr
-    done = _tool("experiments.latent_fit", f"--workdir={run}", "--gaussians=0")
+    done = run_tool("experiments.latent_fit", f"--workdir={run}", "--gaussians=0")
     assert done.returncode == 2 and "--gaussians must be integers >= 1" in done.stderr
 
 
 def test_evaluate_writes_metrics_without_touching_checkpoints(run):
     before = tree_hashes(os.path.join(run, "checkpoints"))
-    done = _tool("evaluate", f"--workdir={run}", "--num_samples=2000")
+    done = run_tool("evaluate", f"--workdir={run}", "--num_samples=2000")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "KDE log-likelihood" in done.stdout and "coverage C" in done.stdout
     with open(os.path.join(run, "eval.json")) as f:
@@ -84,7 +77,7 @@ def test_evaluate_writes_metrics_without_touching_checkpoints(run):
 
 
 def _read_ratios(run, *args) -> tuple[subprocess.CompletedProcess, dict]:
-    done = _tool("experiments.read_ratios", f"--workdir={run}", *args)
+    done = run_tool("experiments.read_ratios", f"--workdir={run}", *args)
     rows = {}
     for line in done.stdout.splitlines():
         cells = [c.strip() for c in line.split("|")[1:-1]]
