@@ -113,7 +113,7 @@ def check_path(path: str | None) -> str:
 
 
 class Workdir:
-    """The files of one run directory (the README lists what each holds)."""
+    """The files of one run directory (the README and docs/usage.md say what each holds)."""
 
     def __init__(self, path: str, lead: bool = True):
         """`lead`: this process writes files (process 0 of a multi-process run)."""
@@ -299,9 +299,7 @@ def restore_run(workdir: str) -> tuple[ml_collections.ConfigDict, programs_lib.P
         raise RunNotFoundError(
             f"{workdir} holds no finished round (missing {', '.join(missing)}); train first with "
             f"python -m competitive_mixtures.main --config=... --workdir={workdir}")
-    config = config_lib.from_dict(read_run_json(
-        workdir, CONFIG, "it is the run's resolved config, which rebuilds its networks; restore "
-        "it, or train again in a new --workdir"))
+    config = work.read_config()
     data_shape = read_npz(workdir, "heldout.npz", ("x",))["x"].shape[1:]
     num_points = len(read_npz(workdir, "assignments.npz", ("assignment", "label"))["assignment"])
     # The state's shapes depend on the data's shape and count, not on its values.
