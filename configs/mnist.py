@@ -42,7 +42,7 @@ component per iteration (the paper's CelebA schedule: an assignment every 10
 epochs); discriminators 1 epoch per iteration; Adam beta1 0.5 (as for the
 synthetic data); load balancing below 100 points.
 
-offline (without paper): a quick run for a 2-core CPU (K = 10; see the README
+offline (without paper): a quick run for a 2-core CPU (K = 10; see docs/results.md
 for its time) that keeps the paper's generator budget of 110 epochs (10 of
 pre-training and 10 iterations of 10) but spends it as 30 epochs of
 pre-training and 4 iterations of 20, so that it takes 4 assignment passes
