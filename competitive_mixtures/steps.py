@@ -485,7 +485,9 @@ def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
 
     `step_fn(carry, *args, num_steps, offset, key[, group]) -> (carry, loss_sum [K],
     taken [K])`; with `groups` > 1 every chunk is one call per group of
-    components (`steps.make_m_step`'s `group`). With `label`, logs the steps
+    components (`steps.make_m_step`'s `group`), and a `GroupedStep` gets its
+    group's slice of the carry (sliced once here, stacked again for `save` and
+    at the end). With `label`, logs the steps
     taken and an estimate of the time left every `log_every_s` seconds.
     With `save`, calls `save(carry, progress)` after the first chunk that ends
     `save_every_s` seconds or more after the last save (or the start), and
