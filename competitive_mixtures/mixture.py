@@ -8,8 +8,8 @@
 
 `Mixture.load` is the one way the tools (`sample`, `evaluate`, `predict`) read
 a run. It only reads: nothing in the workdir is created, renamed or written.
-A missing or damaged file ends in one `workdir.RunFileError` that names the
-file and what to do.
+A missing or damaged file ends in one `errors.UserError` that names the file
+and what to do (exit code 2 in the tools).
 
 The assignment of a point x (assign eq. 2-3) compares its log density ratios
 `log r_j(x)` after each component's normaliser over the training set,
@@ -35,10 +35,6 @@ from competitive_mixtures import errors
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sampling
 from competitive_mixtures import workdir as workdir_lib
-
-# Points per compiled scoring call of `log_ratios` and `elbo`.
-BATCH_SIZE = 8192
-
 
 class InputError(errors.UserError, ValueError):
     """Points given to a mixture that it cannot score (wrong shape, type or values)."""
@@ -69,9 +65,9 @@ class Mixture:
     def load(cls, workdir: str) -> "Mixture":
         """The run in `workdir` at its newest checkpoint (read only).
 
-        Raises `workdir.RunFileError` (a missing or damaged `config.json`,
-        `heldout.npz` or `assignments.npz`) or `workdir.RunNotFoundError` (no
-        run, or no finished round).
+        Raises `workdir.RunFileError` (a missing or damaged `heldout.npz` or
+        `assignments.npz`), `errors.WorkdirError` (a garbled `config.json`) or
+        `workdir.RunNotFoundError` (no run, or no finished round).
         """
         config, programs, state = workdir_lib.restore_run(workdir)
         shape = workdir_lib.read_npz(workdir, "heldout.npz", ("x",))["x"].shape[1:]
@@ -169,12 +165,13 @@ class Mixture:
                     jax.nn.logsumexp(jnp.asarray(scores, jnp.float32), axis=0), np.float32)
         return self._log_normaliser
 
-    def assignment_scores(self, x, seed: int = 0) -> np.ndarray:
-        """`[N, K]` log P_j(x): log ratios after the dataset normaliser; -inf for the
-        components that take no part (`auto_k`)."""
-        scores = self.log_ratios(x, seed) - self.log_normaliser()[None, :]
+    def owners(self, log_ratio: np.ndarray) -> np.ndarray:
+        """`[N]` int32 owners of points whose `log_ratios` are `log_ratio` `[N, K]`: the
+        argmax over the components that take part (`auto_k`) of the log ratio after the
+        dataset normaliser, log P_j(x) (ties to the lowest index)."""
+        scores = np.asarray(log_ratio) - self.log_normaliser()[None, :]
         active = np.asarray(self.state.active, bool)
-        return np.where(active[None, :], scores, -np.inf)
+        return np.argmax(np.where(active[None, :], scores, -np.inf), axis=1).astype(np.int32)
 
     def check_assigns(self) -> None:
         """InputError unless the run gives new points components: a competitive run whose
@@ -188,10 +185,10 @@ class Mixture:
                              "given together; it gives no ratio of a new point on its own")
 
     def predict(self, x, seed: int = 0) -> np.ndarray:
-        """`[N]` int32: each point's component, the argmax of `assignment_scores` (ties to
-        the lowest index), as the assignment pass gives the training points theirs."""
+        """`[N]` int32: each point's component (`owners` of its log ratios), as the
+        assignment pass gives the training points theirs."""
         self.check_assigns()
-        return np.argmax(self.assignment_scores(x, seed), axis=1).astype(np.int32)
+        return self.owners(self.log_ratios(x, seed))
 
     @property
     def has_elbo(self) -> bool:

@@ -61,15 +61,12 @@ def read_points(path: str) -> np.ndarray:
 def predict_in_blocks(mixture: Mixture, x: np.ndarray, block: int, seed: int) -> dict:
     """`owner`, `log_ratio` (and `elbo`) of `x`, block by block with progress."""
     x = mixture.check_points(x)
-    normaliser = mixture.log_normaliser()
-    active = np.asarray(mixture.state.active, bool)
     parts: dict[str, list] = {"owner": [], "log_ratio": [], "elbo": []}
     start = last = time.perf_counter()
     for begin in range(0, len(x), block):
         batch = x[begin:begin + block]
         log_ratio = mixture.log_ratios(batch, seed)
-        scores = np.where(active[None, :], log_ratio - normaliser[None, :], -np.inf)
-        parts["owner"].append(np.argmax(scores, axis=1).astype(np.int32))
+        parts["owner"].append(mixture.owners(log_ratio))
         parts["log_ratio"].append(log_ratio)
         if mixture.has_elbo:
             parts["elbo"].append(mixture.elbo(batch, seed))
@@ -80,7 +77,7 @@ def predict_in_blocks(mixture: Mixture, x: np.ndarray, block: int, seed: int) ->
             logging.info("predict: %d of %d points (%.0f points/s)", done, len(x),
                          done / max(now - start, 1e-9))
     out = {name: np.concatenate(values) for name, values in parts.items() if values}
-    out["log_normaliser"] = normaliser
+    out["log_normaliser"] = mixture.log_normaliser()
     return out
 
 
