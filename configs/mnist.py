@@ -70,13 +70,13 @@ full (without paper): all of MNIST on a 2-core CPU in at most 45 minutes
 (k-means++ split, equal step budgets, balancing below N / (2K) = 2,000
 points, blurred and binarised discriminator inputs, 8-16-32 discriminators)
 and cuts appendix D's schedule to what the time allows. One generator epoch
-over 60,000 digits takes about 45 s here, so the paper's 110 epochs would
-take 80 minutes: it trains 32 (8 of pre-training, then 3 iterations of 8),
-with 4 assignment passes instead of 10. The discriminators, kept across
+over 60,000 digits takes about 40 s here, so the paper's 110 epochs would
+take over 70 minutes: it trains 32 (8 of pre-training, then 3 iterations of
+8), with 4 assignment passes instead of 10. The discriminators, kept across
 iterations, fit on a fifth of an epoch per iteration (12,000 draws each, 188
-steps; the paper is silent on this): a whole epoch of the 15 costs about 6
+steps; the paper is silent on this): a whole epoch of the 15 costs about 7
 minutes a fit here. Each component still takes about 2,000 steps of 64
-digits, 4x the offline preset's. `full,paper` runs appendix D itself on the
+digits, 2.6x the offline preset's. `full,paper` runs appendix D itself on the
 same files (for an accelerator). FID compares 10,000 samples with the 10,000
 test digits, in the features of the digit classifier trained on the 60,000
 training digits (99.4% test accuracy).
