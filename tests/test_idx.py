@@ -114,10 +114,11 @@ def _truncate(path, keep):
     ("header", "shorter than an IDX header"),
     ("magic", "magic number 2049, expected 2051"),
     ("gzip", "not a readable gzip file"),
+    ("gzip_garbled", "not a readable gzip file"),
     ("count", "20 test images but 19 labels"),
 ])
 def test_a_bad_file_is_one_clear_error(tmp_path, damage, message):
-    write_mnist(tmp_path, gz=("t10k-images",) if damage == "gzip" else ())
+    write_mnist(tmp_path, gz=("t10k-images",) if damage.startswith("gzip") else ())
     images = str(tmp_path / "t10k-images-idx3-ubyte")
     labels = str(tmp_path / "t10k-labels-idx1-ubyte")
     if damage == "missing":
@@ -131,6 +132,12 @@ def test_a_bad_file_is_one_clear_error(tmp_path, damage, message):
             f.write(idx_bytes(np.zeros(20, np.uint8), idx.LABELS_MAGIC))
     elif damage == "gzip":
         _truncate(images + ".gz", 100)
+    elif damage == "gzip_garbled":  # Whole length, flipped bytes inside the stream.
+        with open(images + ".gz", "rb") as f:
+            raw = bytearray(f.read())
+        raw[10:30] = bytes(b ^ 0xFF for b in raw[10:30])
+        with open(images + ".gz", "wb") as f:
+            f.write(bytes(raw))
     elif damage == "count":
         with open(labels, "wb") as f:
             f.write(idx_bytes(np.zeros(19, np.uint8), idx.LABELS_MAGIC))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def _read_bytes(path: str) -> bytes:
     if raw[:2] == b"\x1f\x8b":  # The gzip magic, whatever the file is called.
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise IDXError(f"{path}: not a readable gzip file ({error}). " + HOW_TO_GET) from None
     return raw
 
