@@ -186,6 +186,13 @@ def elbo(model: LinenModel, stack: Stack, x: jax.Array, key: jax.Array,
     noise = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j),
                                                  (x.shape[0],) + model.noise_shape))(
         jnp.arange(k))
+    return elbo_with_noise(model, stack, x, noise, sequential)
+
+
+def elbo_with_noise(model: LinenModel, stack: Stack, x: jax.Array, noise: jax.Array,
+                    sequential: bool = False) -> jax.Array:
+    """`elbo` with component j's latent noise given as `noise[j]` (`[K, B, ...]`)."""
+    k = jax.tree.leaves(stack.params)[0].shape[0]
     if sequential:
         return jnp.stack([model.elbo(component(stack.params, j), component(stack.model_state, j),
                                      x, noise[j]) for j in range(k)], axis=1)

@@ -32,7 +32,8 @@ FILES = {
     ("test", "images"): "t10k-images",
     ("test", "labels"): "t10k-labels",
 }
-_KIND = {"images": ("idx3", IMAGES_MAGIC, 3), "labels": ("idx1", LABELS_MAGIC, 1)}
+# The kind in each file's name.
+_KIND = {"images": "idx3", "labels": "idx1"}
 IMAGE_SIDE = 28
 
 HOW_TO_GET = (
@@ -56,7 +57,7 @@ def candidates(data_dir: str, stem: str, kind: str) -> list[str]:
 def find(data_dir: str, split: str, what: str) -> str:
     """The path of one of the four files in `data_dir`; `IDXError` when absent."""
     stem = FILES[(split, what)]
-    kind = _KIND[what][0]
+    kind = _KIND[what]
     for path in candidates(data_dir, stem, kind):
         if os.path.isfile(path):
             return path
@@ -106,19 +107,18 @@ def read_split(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """
     if not os.path.isdir(data_dir):
         raise IDXError(f"data.data_dir={data_dir!r} is not a directory. " + HOW_TO_GET)
-    images = read(find(data_dir, split, "images"), IMAGES_MAGIC)
-    labels = read(find(data_dir, split, "labels"), LABELS_MAGIC)
+    images_path, labels_path = find(data_dir, split, "images"), find(data_dir, split, "labels")
+    images, labels = read(images_path, IMAGES_MAGIC), read(labels_path, LABELS_MAGIC)
     if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise IDXError(f"{find(data_dir, split, 'images')}: images of {images.shape[1:]}, "
+        raise IDXError(f"{images_path}: images of {images.shape[1:]}, "
                        f"expected ({IMAGE_SIDE}, {IMAGE_SIDE}). " + HOW_TO_GET)
     if images.shape[0] == 0:
-        raise IDXError(f"{find(data_dir, split, 'images')}: no images. " + HOW_TO_GET)
+        raise IDXError(f"{images_path}: no images. " + HOW_TO_GET)
     if labels.shape[0] != images.shape[0]:
         raise IDXError(f"{data_dir}: {images.shape[0]} {split} images but {labels.shape[0]} "
                        "labels. " + HOW_TO_GET)
     if labels.size and labels.max() > 9:
-        raise IDXError(f"{find(data_dir, split, 'labels')}: label {labels.max()} is not a digit. "
-                       + HOW_TO_GET)
+        raise IDXError(f"{labels_path}: label {labels.max()} is not a digit. " + HOW_TO_GET)
     return images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE, 1), labels.astype(np.int32)
 
 

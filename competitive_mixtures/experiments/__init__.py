@@ -48,15 +48,26 @@ def run_one(config, workdir: str) -> dict:
     ConfigError names the fields that differ (another preset or `--set` needs
     its own workdir).
     """
-    eval_path = os.path.join(workdir, "eval.json")
-    if os.path.exists(eval_path):
-        workdir_lib.Workdir(workdir).config_changes(config, allow_change=False)
-        with open(eval_path) as f:
-            result = json.load(f)
-        if result["round"] == config.num_rounds:
-            return result
+    result = finished(config, workdir)
+    if result is not None:
+        return result
     train.train_and_evaluate(config, workdir)
     return report.evaluate_run(workdir, num_samples=config.eval.num_samples)
+
+
+def finished(config, workdir: str) -> dict | None:
+    """eval.json of a finished and evaluated run of `config` in `workdir`, else None.
+
+    Raises ConfigError naming the fields that differ when the workdir holds a
+    run of another config.
+    """
+    eval_path = os.path.join(workdir, "eval.json")
+    if not os.path.exists(eval_path):
+        return None
+    workdir_lib.Workdir(workdir).config_changes(config, allow_change=False)
+    with open(eval_path) as f:
+        result = json.load(f)
+    return result if result["round"] == config.num_rounds else None
 
 
 def sample_figure(runs: dict[str, str], path: str, title: str, num_samples: int = 5000) -> None:

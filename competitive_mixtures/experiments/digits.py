@@ -89,14 +89,18 @@ def config_for(config_dir: str, method: str, preset: str, seed: int,
 KMEANS_RESTARTS = {"offline": 10, "full": 3}
 
 
-def kmeans_nmi(config, seed: int, k: int | None = None, restarts: int = 10) -> float:
-    """NMI of scikit-learn KMeans (K of the config unless `k`) on the run's training digits
-    (pixels in [0, 1])."""
+def kmeans_nmi(config, seed: int, ks: Sequence[int | None] = (None,),
+               restarts: int = 10) -> list[float]:
+    """NMI of scikit-learn KMeans at every K of `ks` (None: the config's) on the run's
+    training digits (pixels in [0, 1], loaded once)."""
     dataset = data_lib.load(config)
     points = data_lib.to_data_space(dataset.x).reshape(len(dataset.x), -1)
-    k = k or config.num_components
-    owner = KMeans(k, n_init=restarts, random_state=seed).fit_predict(points)
-    return clustering.clustering_scores(owner, dataset.label, k)["nmi"]
+    scores = []
+    for k in ks:
+        k = k or config.num_components
+        owner = KMeans(k, n_init=restarts, random_state=seed).fit_predict(points)
+        scores.append(clustering.clustering_scores(owner, dataset.label, k)["nmi"])
+    return scores
 
 
 def _fid(result: dict) -> dict:
@@ -174,19 +178,6 @@ def write_table(results: dict, kmeans: dict[str, list], seeds: int, path: str,
     return experiments.write_lines(lines, path)
 
 
-def finished(config, workdir: str) -> dict | None:
-    """eval.json of a finished and evaluated run of `config` in `workdir`, else None."""
-    eval_path = os.path.join(workdir, "eval.json")
-    if not os.path.exists(eval_path):
-        return None
-    with open(eval_path) as f:
-        result = json.load(f)
-    if result["round"] != config.num_rounds:
-        return None
-    workdir_lib.Workdir(workdir).config_changes(config, allow_change=False)
-    return result
-
-
 def main(argv):
     del argv
     unknown = set(_METHODS.value) - set(METHODS)
@@ -208,16 +199,17 @@ def main(argv):
         for method in _METHODS.value:
             run = os.path.join(_WORKDIR.value, method, f"seed{seed}")
             if _FINISHED_ONLY.value:
-                result = finished(config(method, seed), run)
+                result = experiments.finished(config(method, seed), run)
             else:
                 progress.step(f"{method}, seed {seed} -> {run}")
                 result = experiments.run_one(config(method, seed), run)
             if result is not None:
                 result["training_seconds"] = experiments.training_seconds(run)
             results[method].append(result)
-        for k, name in zip(kmeans_ks, kmeans):
-            kmeans[name].append(kmeans_nmi(config("competitive", seed), seed, k,
-                                           KMEANS_RESTARTS[_DATA.value]))
+        nmis = kmeans_nmi(config("competitive", seed), seed, kmeans_ks,
+                          KMEANS_RESTARTS[_DATA.value])
+        for name, nmi in zip(kmeans, nmis):
+            kmeans[name].append(nmi)
     title = "All of MNIST" if full else "Offline digits"
     text = write_table(results, kmeans, _SEEDS.value, os.path.join(_WORKDIR.value, "digits.md"),
                        title)

@@ -30,12 +30,8 @@ def _component_elbos(model, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Arr
     """
     k = jax.tree.leaves(gen.params)[0].shape[0]
     noise = jax.random.normal(key, (k, x.shape[0]) + model.noise_shape)
-    if getattr(model, "stack_mode", "vmap") == "sequential":
-        return jnp.stack([model.elbo(stacking.component(gen.params, j),
-                                     stacking.component(gen.model_state, j), x, noise[j])
-                          for j in range(k)], axis=1)
-    return jax.vmap(model.elbo, in_axes=(0, 0, None, 0), out_axes=1)(
-        gen.params, gen.model_state, x, noise)
+    return stacking.elbo_with_noise(model, gen, x, noise,
+                                    getattr(model, "stack_mode", "vmap") == "sequential")
 
 
 def heldout_elbo(model, gen: Stack, alpha: np.ndarray, x: np.ndarray, key: jax.Array,
