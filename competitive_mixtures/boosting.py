@@ -31,14 +31,15 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from competitive_mixtures.config import choices
 
 # beta schedules: constant beta; beta_t = 1/t (G_t is the uniform mixture of the
 # t components); beta_t = 1, the limit in which (3) gives uniform weights and
 # G_t = Q_t, i.e. every stage trains a fresh model on the plain data and
 # replaces the mixture by it (a reference point of the theory, not a useful
 # mixture).
-BETA_SCHEDULES = ("constant", "1/t", "one")
-WEIGHTINGS = ("star", "dagger")
+BETA_SCHEDULES = choices.BETA_SCHEDULES
+WEIGHTINGS = choices.BOOSTING_WEIGHTINGS
 
 
 def beta(schedule: str, stage: int, constant: float = 0.5) -> float:

@@ -20,9 +20,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from competitive_mixtures import config as config_lib
 from competitive_mixtures import errors
-from competitive_mixtures import steps
+from competitive_mixtures.state import Progress
 
 # The item name CheckpointManager gives a single `args=StandardSave(...)`.
 _ITEM = "default"
@@ -131,7 +130,7 @@ def _check_shapes(path: epath.Path, abstract_state: Any, step: int) -> None:
     if saved_shapes != wanted:
         only_saved = sorted(set(saved_shapes) - set(wanted))[:3]
         only_wanted = sorted(set(wanted) - set(saved_shapes))[:3]
-        raise config_lib.ConfigError(
+        raise errors.ConfigError(
             f"checkpoint step {step} in {path.parent.parent} holds arrays of other shapes than "
             f"this config's state (saved e.g. {only_saved}, expected e.g. {only_wanted})")
 
@@ -147,7 +146,7 @@ class RoundProgress:
     above all) is not lost when the run stops.
 
     Every `every_s` seconds of M-step (0: never) the generators and the
-    `steps.Progress` are saved to `<directory>/<round>/<next step>`; only the
+    `Progress` are saved to `<directory>/<round>/<next step>`; only the
     newest is kept. A rerun restores the one of the round it resumes and
     carries on from its step, to the same result as an uninterrupted round.
     Those of earlier rounds are deleted when a later round saves, and all of
@@ -161,7 +160,7 @@ class RoundProgress:
         self._round: int | None = None
         self._writer: Checkpointer | None = None
 
-    def save(self, round_index: int, gen: Any, progress: steps.Progress) -> None:
+    def save(self, round_index: int, gen: Any, progress: Progress) -> None:
         if self._round != round_index:
             self._close()
             self._remove(lambda r: r != round_index)
@@ -174,7 +173,7 @@ class RoundProgress:
                      round_index, progress.offset, int(progress.taken.sum()))
 
     def restore(self, round_index: int, gen: Any, sharding: jax.sharding.Sharding
-                ) -> tuple[Any, steps.Progress] | None:
+                ) -> tuple[Any, Progress] | None:
         """The newest saved `(gen, progress)` of round `round_index`, or None
         (none saved, or none that reads back: then the round starts over).
         `gen`: the generators the round starts from (their structure and
@@ -184,7 +183,7 @@ class RoundProgress:
             return None
         k = jax.tree.leaves(gen)[0].shape[0]
         target = {"gen": abstract(gen, sharding),
-                  **_progress_tree(steps.Progress(0, np.zeros(k), np.zeros(k)))}
+                  **_progress_tree(Progress(0, np.zeros(k), np.zeros(k)))}
         reader = Checkpointer(str(directory), max_to_keep=1)
         try:
             saved = reader.restore_latest(target)
@@ -195,7 +194,7 @@ class RoundProgress:
             reader.close()
         if saved is None:
             return None
-        return saved["gen"], steps.Progress(int(saved["offset"]), np.asarray(saved["loss_sum"]),
+        return saved["gen"], Progress(int(saved["offset"]), np.asarray(saved["loss_sum"]),
                                             np.asarray(saved["taken"]))
 
     def clear(self) -> None:
@@ -216,7 +215,7 @@ class RoundProgress:
             self._writer, self._round = None, None
 
 
-def _progress_tree(progress: steps.Progress) -> dict[str, np.ndarray]:
+def _progress_tree(progress: Progress) -> dict[str, np.ndarray]:
     return {"offset": np.asarray(progress.offset, np.int64),
             "loss_sum": np.asarray(progress.loss_sum, np.float64),
             "taken": np.asarray(progress.taken, np.float64)}

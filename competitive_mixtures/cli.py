@@ -38,13 +38,22 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
+        # A config file that raised a UserError (its data cannot be used): that line alone.
+        # config_flags raises a copy carrying the traceback; the first one is the deepest.
+        cause, user_error = error, None
+        while cause is not None:
+            if isinstance(cause, errors.UserError):
+                user_error = cause
+            cause = cause.__cause__ or cause.__context__
+        if user_error is not None:
+            fail(str(user_error), user_error.exit_code)
         fail(f"{error} (--helpshort lists the flags)")
     except (AttributeError, KeyError) as error:
         # config_flags applies --config.FIELD=VALUE overrides while parsing.
         overrides = [arg.split("=")[0] for arg in argv[1:] if arg.startswith("--config.")]
         field = str(error).strip("\"'")
         fail(f"the config has no field {field!r} (overrides given: {', '.join(overrides)}); "
-             "competitive_mixtures/config.py lists every field")
+             "competitive_mixtures/config/fields.py lists every field")
     except (OSError, ValueError, TypeError) as error:
         # A config file that is missing or raises on its argument.
         fail(f"{type(error).__name__}: {error}")

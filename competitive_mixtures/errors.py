@@ -12,6 +12,14 @@ class UserError(Exception):
     exit_code = 2
 
 
+class ConfigError(UserError, ValueError):
+    """A config field holds a value the run cannot use."""
+
+
+class DataError(UserError, ValueError):
+    """The data cannot be used as given (shape, values, files); the message names the fix."""
+
+
 class WorkdirError(UserError):
     """The workdir cannot be used: empty path, a file, not writable, or held by another run."""
 

@@ -30,7 +30,7 @@ from competitive_mixtures import points as points_lib
 from competitive_mixtures import programs as programs_lib
 from competitive_mixtures import seeding
 from competitive_mixtures import sharding
-from competitive_mixtures import steps
+from competitive_mixtures import loops
 from competitive_mixtures.ratio import discriminator
 from competitive_mixtures.state import MixtureState, Stack
 
@@ -56,7 +56,7 @@ def latent_means(programs: programs_lib.Programs, gen: Stack, x: points_lib.Data
 
     score = jax.jit(jax.shard_map(local, mesh=programs.mesh, in_specs=(P(), P(sharding.AXIS)),
                                   out_specs=P(sharding.AXIS)))
-    return steps.stream_scores(score, programs.mesh, gen, x, batch_size)
+    return loops.stream_scores(score, programs.mesh, gen, x, batch_size)
 
 
 def start(config: ml_collections.ConfigDict, programs: programs_lib.Programs,
@@ -71,7 +71,7 @@ def start(config: ml_collections.ConfigDict, programs: programs_lib.Programs,
     step_key, split_key = jax.random.split(
         jax.random.fold_in(jax.random.PRNGKey(config.seed), programs_lib.LATENT_STREAM))
     num_steps = math.ceil(config.init_epochs * x.shape[0] / config.batch_size)
-    gen, loss = steps.run_chunks(one.m_step, net.gen, np.array([num_steps], np.int64),
+    gen, loss = loops.run_chunks(one.m_step, net.gen, np.array([num_steps], np.int64),
                                  one.m_chunk, step_key, x, net.sets, groups=one.m_groups,
                                  label="latent split: the shared network")
     z = latent_means(one, gen, x, config.assign.batch_size)

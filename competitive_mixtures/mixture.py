@@ -17,6 +17,11 @@ The assignment of a point x (assign eq. 2-3) compares its log density ratios
 are computed once, on the training points its config names, and then serve
 every call of `predict`. Estimators whose scores are log-likelihoods (the
 ELBO ratio, the k-means family's exact one) are compared as they are.
+
+Points and samples are in the user's units. A run on scaled vector points
+(`data.shift`, `data.scale`, set by `configs/own.py`) keeps its models in the
+scaled space; `space="model"` reads and returns points there instead (the
+run's own files, such as `heldout.npz`, are in that space).
 """
 
 from __future__ import annotations
@@ -34,7 +39,12 @@ from competitive_mixtures import data as data_lib
 from competitive_mixtures import errors
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sampling
+from competitive_mixtures import restore
 from competitive_mixtures import workdir as workdir_lib
+
+# The two spaces points may be given in (see the module docstring).
+SPACES = ("user", "model")
+
 
 class InputError(errors.UserError, ValueError):
     """Points given to a mixture that it cannot score (wrong shape, type or values)."""
@@ -69,7 +79,7 @@ class Mixture:
         `assignments.npz`), `errors.WorkdirError` (a garbled `config.json`) or
         `workdir.RunNotFoundError` (no run, or no finished round).
         """
-        config, programs, state = workdir_lib.restore_run(workdir)
+        config, programs, state = restore.restore_run(workdir)
         shape = workdir_lib.read_npz(workdir, "heldout.npz", ("x",))["x"].shape[1:]
         return cls(workdir, config, programs, state, tuple(shape))
 
@@ -109,16 +119,24 @@ class Mixture:
 
     # -- sampling -------------------------------------------------------------------
 
-    def sample(self, num_samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Mixture samples: `x` `[n, *data_shape]` float32 (data space, images in [0, 1])
-        and the `component` `[n]` int32 each came from (j ~ Categorical(alpha))."""
-        return sampling.draw_samples(self.programs.gen_model, self.state.gen, self.state.alpha,
-                                     jax.random.PRNGKey(seed), num_samples)
+    def sample(self, num_samples: int, seed: int = 0,
+               space: str = "user") -> tuple[np.ndarray, np.ndarray]:
+        """Mixture samples: `x` `[n, *data_shape]` float32 (images in [0, 1]) and the
+        `component` `[n]` int32 each came from (j ~ Categorical(alpha))."""
+        _check_space(space)
+        x, component = sampling.draw_samples(self.programs.gen_model, self.state.gen,
+                                             self.state.alpha, jax.random.PRNGKey(seed),
+                                             num_samples)
+        if space == "user":
+            x = data_lib.to_user_space(x, self.config)
+        return x, component
 
     # -- scoring points ---------------------------------------------------------------
 
-    def check_points(self, x) -> np.ndarray:
-        """`x` as an array the run's networks take, or InputError saying what is wrong."""
+    def check_points(self, x, space: str = "user") -> np.ndarray:
+        """`x` as an array the run's networks take (in the model's space), or InputError
+        saying what is wrong."""
+        _check_space(space)
         x = np.asarray(x)
         if x.ndim == len(self.data_shape) and tuple(x.shape) == self.data_shape:
             x = x[None]
@@ -135,12 +153,12 @@ class Mixture:
         if not np.all(np.isfinite(x)):
             bad = int(np.sum(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))
             raise InputError(f"{bad} of the {len(x)} points hold NaN or inf")
-        return x
+        return data_lib.to_model_space(x, self.config) if space == "user" else x
 
-    def log_ratios(self, x, seed: int = 0) -> np.ndarray:
+    def log_ratios(self, x, seed: int = 0, space: str = "user") -> np.ndarray:
         """`[N, K]` float32: the run's estimate of log dP_j/dP_X at every point (before the
         dataset normaliser). `seed` only matters for estimators that draw noise (ELBO)."""
-        x = self.check_points(x)
+        x = self.check_points(x, space)
         ratio = self.programs.ratio
         return np.asarray(ratio.log_ratios(self.state.disc, self.state.gen, x,
                                            jax.random.PRNGKey(seed)), np.float32)
@@ -160,7 +178,7 @@ class Mixture:
             else:
                 logging.info("scoring the run's training points for the dataset normaliser")
                 dataset = data_lib.load(self.config)
-                scores = self.log_ratios(dataset.x)
+                scores = self.log_ratios(dataset.x, space="model")
                 self._log_normaliser = np.asarray(
                     jax.nn.logsumexp(jnp.asarray(scores, jnp.float32), axis=0), np.float32)
         return self._log_normaliser
@@ -184,23 +202,29 @@ class Mixture:
             raise InputError("ratio.kind='kernel' solves for the ratios of the points it is "
                              "given together; it gives no ratio of a new point on its own")
 
-    def predict(self, x, seed: int = 0) -> np.ndarray:
+    def predict(self, x, seed: int = 0, space: str = "user") -> np.ndarray:
         """`[N]` int32: each point's component (`owners` of its log ratios), as the
         assignment pass gives the training points theirs."""
         self.check_assigns()
-        return self.owners(self.log_ratios(x, seed))
+        return self.owners(self.log_ratios(x, seed, space))
 
     @property
     def has_elbo(self) -> bool:
         return bool(getattr(self.programs.gen_model, "has_elbo", False))
 
-    def elbo(self, x, seed: int = 0) -> np.ndarray:
-        """`[N, K]` float32: every component's one-sample ELBO of every point (VAE families)."""
+    def elbo(self, x, seed: int = 0, space: str = "user") -> np.ndarray:
+        """`[N, K]` float32: every component's one-sample ELBO of every point (VAE families;
+        of the scaled points, when the run scales them)."""
         if not self.has_elbo:
             raise InputError(f"model.family={self.config.model.family!r} has no ELBO")
-        x = self.check_points(x)
+        x = self.check_points(x, space)
         if self._elbo_scores is None:
             self._elbo_scores = ratio_lib.make_likelihood(self.config, self.programs.gen_model,
                                                           self.data_shape, self.programs.mesh)
         return np.asarray(self._elbo_scores.log_ratios(None, self.state.gen, x,
                                                        jax.random.PRNGKey(seed)), np.float32)
+
+
+def _check_space(space: str) -> None:
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")

@@ -155,3 +155,38 @@ def class_heatmap(path: str, table: np.ndarray) -> str:
     fig.colorbar(image, ax=ax, label="points")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def k_curve(path: str, ks: list[int], curves: dict[int, dict[int, float]],
+            picks: dict[int, dict[int, dict]], price: float | None, title: str = "") -> str:
+    """The held-out bound against K: each seed's curve faint, mean +- std bold, the band
+    within `price` of the mean curve's best shaded, and the K each `auto_k` search
+    (`picks[start][seed]['components']`) ended with marked on its seed's curve."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ks = sorted(ks)
+    table = np.array([[curves[s][k] for k in ks] for s in sorted(curves)])
+    for row in table:
+        ax.plot(ks, row, color="0.75", lw=0.8, zorder=1)
+    mean, std = table.mean(axis=0), table.std(axis=0)
+    ax.errorbar(ks, mean, yerr=std, color="k", lw=1.8, capsize=3, zorder=2,
+                label=f"mean +- std ({len(table)} seeds)")
+    if price is not None:
+        ax.axhspan(mean.max() - price, mean.max(), color="tab:green", alpha=0.15, zorder=0,
+                   label=f"within auto_k's price ({price}) of the best")
+    markers = ["o", "s", "^", "D", "v"]
+    for i, (start, by_seed) in enumerate(sorted(picks.items())):
+        xs, ys = [], []
+        for seed, pick in sorted(by_seed.items()):
+            found = pick["components"]
+            xs.append(found + 0.08 * (i - (len(picks) - 1) / 2))
+            ys.append(pick["bound"])
+        ax.scatter(xs, ys, marker=markers[i % len(markers)], s=36, zorder=3,
+                   label=f"auto_k from {start}: its K and bound, per seed")
+    ax.set_xlabel("K (components)")
+    ax.set_ylabel("held-out bound C (nats per point)")
+    ax.set_xticks(ks)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)

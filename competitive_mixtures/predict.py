@@ -58,18 +58,20 @@ def read_points(path: str) -> np.ndarray:
                          f"({type(error).__name__}: {error})") from None
 
 
-def predict_in_blocks(mixture: Mixture, x: np.ndarray, block: int, seed: int) -> dict:
-    """`owner`, `log_ratio` (and `elbo`) of `x`, block by block with progress."""
-    x = mixture.check_points(x)
+def predict_in_blocks(mixture: Mixture, x: np.ndarray, block: int, seed: int,
+                      space: str = "user") -> dict:
+    """`owner`, `log_ratio` (and `elbo`) of `x`, block by block with progress (`space`:
+    see `Mixture`)."""
+    x = mixture.check_points(x, space)
     parts: dict[str, list] = {"owner": [], "log_ratio": [], "elbo": []}
     start = last = time.perf_counter()
     for begin in range(0, len(x), block):
         batch = x[begin:begin + block]
-        log_ratio = mixture.log_ratios(batch, seed)
+        log_ratio = mixture.log_ratios(batch, seed, space="model")
         parts["owner"].append(mixture.owners(log_ratio))
         parts["log_ratio"].append(log_ratio)
         if mixture.has_elbo:
-            parts["elbo"].append(mixture.elbo(batch, seed))
+            parts["elbo"].append(mixture.elbo(batch, seed, space="model"))
         now = time.perf_counter()
         done = min(begin + block, len(x))
         if now - last > 10 or done == len(x):
@@ -91,7 +93,9 @@ def main(argv):
     mixture.check_assigns()
     training = _INPUT.value == "training"
     x = data_lib.load(mixture.config).x if training else read_points(_INPUT.value)
-    out = predict_in_blocks(mixture, x, _BLOCK.value, _SEED.value)
+    # The run's training points are read as it saw them: in the model's space.
+    out = predict_in_blocks(mixture, x, _BLOCK.value, _SEED.value,
+                            space="model" if training else "user")
     os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
     workdir_lib.save_npz_atomic(_OUTPUT.value, **out)
     counts = np.bincount(out["owner"], minlength=mixture.num_components)

@@ -69,11 +69,14 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
     for field, value in (("batch_size", config.batch_size),
                          ("disc.batch_size", config.disc.batch_size)):
         sharding.check_divisible(value, mesh, field)
-    gen_model = models.generator(config, data_shape)
+    # 'auto' becomes 'vmap' or 'sequential' here, once, for the generators and the
+    # discriminators alike.
+    stack_mode = sharding.resolve_stack_mode(config.stack_mode, len(data_shape) == 3)
+    gen_model = models.generator(config, data_shape, stack_mode)
     gen_optimizer = models.generator_optimizer(config)
-    estimator = ratio_lib.make(config, gen_model, data_shape, mesh)
+    estimator = ratio_lib.make(config, gen_model, data_shape, mesh, stack_mode)
     exact = config.model.family == "kmeans"
-    chunk, unroll, group = steps.calls(getattr(gen_model, "stack_mode", "vmap"),
+    chunk, unroll, group = steps.calls(gen_model.stack_mode,
                                        config.num_components, config.steps_per_chunk,
                                        config.unroll_steps, config.stack_group)
     return Programs(

@@ -16,30 +16,15 @@ import optax
 
 from competitive_mixtures.models.base import ComponentStep, LinenModel, gradient_step
 from competitive_mixtures.state import Stack
+from competitive_mixtures.config import choices
 
 PyTree = Any
 
 # How the K components of a stacked step run: 'vmap' (one batched program),
 # 'sequential' (K copies side by side in one compiled program), or 'auto':
-# sequential for convolutional networks on CPU, vmap otherwise (see resolve_mode).
-STACK_MODES = ("auto", "vmap", "sequential")
-
-
-def resolve_mode(mode: str, convolutional: bool) -> str:
-    """The stack mode 'auto' stands for here: 'sequential' for convolutional networks
-    on CPU, 'vmap' otherwise; other modes are returned as they are.
-
-    On XLA:CPU a vmapped convolution becomes a grouped convolution, which ran
-    6x slower than K plain convolutions side by side (the conv VAE and
-    discriminator steps of the paper's MNIST networks at K=15). GPUs and TPUs
-    run grouped convolutions natively, and one batched program is what they
-    run best.
-    """
-    if mode not in STACK_MODES:
-        raise ValueError(f"stack mode must be one of {STACK_MODES}, got {mode!r}")
-    if mode != "auto":
-        return mode
-    return "sequential" if convolutional and jax.default_backend() == "cpu" else "vmap"
+# sequential for convolutional networks on CPU, vmap otherwise
+# (`sharding.resolve_stack_mode`, called once per run by `programs.make_programs`).
+STACK_MODES = choices.STACK_MODES
 
 
 def init(model: LinenModel, optimizer: optax.GradientTransformation, keys: jax.Array,
@@ -139,7 +124,7 @@ def sample(model: LinenModel, stack: Stack, keys: jax.Array, n: int,
     default as the model's `stack_mode` says.
     """
     if sequential is None:
-        sequential = getattr(model, "stack_mode", "vmap") == "sequential"
+        sequential = model.stack_mode == "sequential"
     if sequential:
         return jnp.stack([model.sample(component(stack.params, j),
                                        component(stack.model_state, j), keys[j], n)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.struct
 import jax
+import numpy as np
 
 from competitive_mixtures import assign
 
@@ -84,3 +86,12 @@ class MixtureState:
     rng: jax.Array
     active: jax.Array
     search: Search
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """How far `loops.run_chunks` got in an M-step: the next chunk's first step and the
+    loss sums so far (saved with a mid-M-step checkpoint)."""
+    offset: int
+    loss_sum: np.ndarray  # [K]
+    taken: np.ndarray  # [K]

@@ -8,8 +8,8 @@ split over the mesh's `data` axis; the update itself is a per-device program
 random number is drawn for the global batch, a run gives the same result on
 one device and on many.
 
-The host drives them with `run_chunks` (training) and `stream_scores`
-(scoring all N points in fixed-size batches).
+The host drives them with `loops.run_chunks` (training) and
+`loops.stream_scores` (scoring all N points in fixed-size batches).
 
 Components that need different numbers of steps share one compiled program:
 a component past its own step count is masked (its parameters and optimizer
@@ -21,23 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Any, Callable
 
-from absl import logging
 import jax
 import jax.numpy as jnp
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, PartitionSpec as P
-import numpy as np
-import optax
 
 from competitive_mixtures import assign
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
-from competitive_mixtures.models.base import LinenModel, gradient_step
-from competitive_mixtures.models.conv import to_unit_interval
+from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.models.conv import binarize_images
 from competitive_mixtures.state import Stack
 
 _BATCH = P(None, sharding.AXIS)
@@ -265,7 +260,7 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
         update = stacking.vmap_step(model.make_step(optimizer))
     else:
         update = _sharded(model.make_step(optimizer, axis_name=sharding.AXIS), mesh,
-                          num_batch_args=2, stack_mode=getattr(model, "stack_mode", "vmap"))
+                          num_batch_args=2, stack_mode=model.stack_mode)
     draws = model.draws_per_example  # None: one point per example.
 
     @functools.partial(jax.jit, donate_argnums=0)
@@ -292,103 +287,6 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
                            _members(k, group_index, size))
 
     return GroupedStep(m_step, group) if group else m_step
-
-
-def discriminator_loss(disc_model: LinenModel) -> Callable:
-    """Binary cross-entropy of one discriminator on `batch = (real, fake)`: data -> 1,
-    its generator's samples -> 0. With `batch = (real, fake, real_noise, fake_noise)`
-    the noise goes to the discriminator with its images (`LatentDiscriminator`)."""
-    def loss(params, model_state, batch):
-        real, fake, *noise = batch
-
-        def logits(x, which):
-            extra = {"noise": noise[which]} if noise else {}
-            return disc_model.apply(params, model_state, x, **extra)
-
-        real_logits, fake_logits = logits(real, 0), logits(fake, 1)
-        value = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
-        return value, model_state
-    return loss
-
-
-def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
-                   optimizer: optax.GradientTransformation, batch_size: int,
-                   chunk: int, mesh: Mesh, unroll: bool = False,
-                   stack_mode: str = "vmap", group: int = 0, binarize: bool = False,
-                   input_noise: float = 0.0) -> Callable:
-    """Discriminator fit: D_j sees points drawn uniformly from the WHOLE dataset as real.
-
-    With `input_noise` = s > 0 (vector data) every real point and every sample
-    gets fresh N(0, s^2 I) noise at each draw, so D_j learns the ratio of the
-    two densities smoothed at scale s, scored at the clean points: a component
-    whose samples sit inside a data mode but are narrower or wider than it,
-    at scales below s, scores as if it matched the mode. A discriminator that
-    reads latent means (`LatentDiscriminator`) gets the noise on them instead.
-
-    With `binarize` the real images are binarised afresh at every draw, each pixel
-    1 with probability its grey level (`binarize_images`): the data as a
-    Bernoulli decoder's samples are distributed, compared like with like. The
-    samples are binarised the same way, which draws x ~ p(x|z) from a decoder's
-    mean image and leaves binary samples (`model.sample_noise`) as they are.
-
-    `stack_mode` ('vmap' or 'sequential') is how the K discriminator updates and
-    the K generators' samples run (`stacking.stack_step`, `stacking.sample`);
-    `group` as in `make_m_step`.
-    Returns a jitted
-    `disc_step(disc, gen, x, num_steps, offset, key)
-    -> (disc, loss_sum [K], steps [K])` that donates `disc`, or with `group` > 0
-    a `GroupedStep` whose calls take the group's slices of `disc` and `gen`.
-    """
-    update = _sharded(gradient_step(discriminator_loss(disc_model), optimizer, sharding.AXIS),
-                      mesh, num_batch_args=1, stack_mode=stack_mode)
-    sequential = stack_mode == "sequential"
-    # The latent size of a discriminator that reads latent means (0: it reads the data).
-    latent = getattr(disc_model.module, "latent", 0)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def disc_step(disc: Stack, gen: Stack, x: points_lib.Data, num_steps: jax.Array,
-                  offset: jax.Array, key: jax.Array, group_index: jax.Array | None = None):
-        # `disc` and `gen` are the components of group `group_index` only, when grouped.
-        k = num_steps.shape[0]
-        size = group_size(k, group)
-
-        def step(disc, step_key, active=None):
-            index_key, sample_key, binary_key = jax.random.split(step_key, 3)
-            index = jax.random.randint(index_key, (k, batch_size), 0, x.shape[0])
-            index, sample_keys = component_group(
-                (index, jax.random.split(sample_key, k)), group_index, size)
-            fake = stacking.sample(gen_model, gen, sample_keys, batch_size, sequential)
-            real = take_batch(x, index, mesh)
-            if binarize:
-                real_key, fake_key = jax.random.split(binary_key)
-                real = _constrain(binarize_images(real_key, real), mesh)
-                fake = binarize_images(fake_key, fake)
-            batch = (real, fake)
-            if input_noise > 0:
-                real_key, fake_key = jax.random.split(jax.random.fold_in(binary_key, 1))
-                # Vector data: noise on the points; latent discriminators: on their
-                # latent means, where the discriminator adds it.
-                shape, dtype = ((real.shape[:2] + (latent,), jnp.float32) if latent
-                                else (real.shape, real.dtype))
-                noise = [input_noise * jax.random.normal(k, shape, dtype)
-                         for k in (real_key, fake_key)]
-                batch = (real, fake, *noise) if latent else (real + noise[0], fake + noise[1])
-            return _group_update(update, disc, group_index, size, k, active,
-                                 tuple(_constrain(part, mesh) for part in batch))
-
-        return scan_chunk(step, disc, num_steps, offset, key, chunk, k, unroll,
-                           members=_members(k, group_index, size))
-
-    return GroupedStep(disc_step, group, stacked_args=(0,)) if group else disc_step
-
-
-def binarize_images(key: jax.Array | None, x: jax.Array) -> jax.Array:
-    """Images (uint8 or [0, 1]) as float32 {0, 1}: each pixel 1 with probability its grey
-    level (dynamic binarisation), or, without a key, where its grey level exceeds 0.5."""
-    x = to_unit_interval(x)
-    if key is None:
-        return (x > 0.5).astype(jnp.float32)
-    return jax.random.bernoulli(key, x).astype(jnp.float32)
 
 
 def make_scorer(model: LinenModel, exact: bool, mesh: Mesh, mode: str = "vmap",
@@ -463,152 +361,3 @@ def sample_mixture(model: LinenModel, gen: Stack, alpha: jax.Array, key: jax.Arr
     component = jax.random.categorical(component_key, jnp.log(alpha), shape=(num_samples,))
     every = stacking.sample(model, gen, jax.random.split(sample_key, k), num_samples)
     return every[component, jnp.arange(num_samples)], component.astype(jnp.int32)
-
-
-# -- host loops over the chunked programs ------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """How far `run_chunks` got: the next chunk's first step and the sums so far."""
-    offset: int
-    loss_sum: np.ndarray  # [K]
-    taken: np.ndarray  # [K]
-
-
-def run_chunks(step_fn: Callable, carry: Any, num_steps: np.ndarray, chunk: int,
-               key: jax.Array, *args, groups: int = 1, label: str | None = None,
-               log_every_s: float = 60.0, resume: Progress | None = None,
-               save: Callable[[Any, Progress], None] | None = None,
-               save_every_s: float = 0.0) -> tuple[Any, np.ndarray]:
-    """Calls a chunked step until every component has taken its `num_steps` `[K]`.
-
-    `step_fn(carry, *args, num_steps, offset, key[, group]) -> (carry, loss_sum [K],
-    taken [K])`; with `groups` > 1 every chunk is one call per group of
-    components (`steps.make_m_step`'s `group`), and a `GroupedStep` gets its
-    group's slice of the carry (sliced once here, stacked again for `save` and
-    at the end). With `label`, logs the steps
-    taken and an estimate of the time left every `log_every_s` seconds.
-    With `save`, calls `save(carry, progress)` after the first chunk that ends
-    `save_every_s` seconds or more after the last save (or the start), and
-    `resume` (a progress saved so) carries on from there: step s always uses
-    the key `fold_in(key, s)`, so the carry and the losses come out as those
-    of an uninterrupted call. Returns the carry and the mean loss per
-    component over the steps it took (NaN where it took none).
-    """
-    k = num_steps.shape[0]
-    loss_sum, taken, first = np.zeros(k), np.zeros(k), 0
-    if resume is not None:
-        loss_sum, taken = np.array(resume.loss_sum, np.float64), np.array(resume.taken, np.float64)
-        first = resume.offset
-    num_steps_dev = jnp.asarray(num_steps, jnp.int32)
-    size = k // groups
-    grouped = isinstance(step_fn, GroupedStep)
-    group_args = ([()] if groups == 1 and not grouped
-                  else [(jnp.int32(g),) for g in range(groups)])
-    if grouped:
-        # Every group trains on its own slice of the carry and of the stacked args.
-        parts = step_fn.split(carry)
-        args_of = step_fn.split_args(args, groups)
-        call = step_fn.part_step
-    total, done_before = int(num_steps.sum()), taken.sum()
-    start = last_log = last_save = time.perf_counter()
-    last_offset = int(num_steps.max(initial=0))
-    for offset in range(first, last_offset, chunk):
-        sums = []
-        for g, group in enumerate(group_args):
-            if num_steps[g * size:(g + 1) * size].max() <= offset:
-                continue  # Every component of the group is done.
-            if grouped:
-                parts[g], chunk_loss, chunk_taken = call(parts[g], *args_of[g], num_steps_dev,
-                                                         jnp.int32(offset), key, *group)
-            else:
-                carry, chunk_loss, chunk_taken = step_fn(carry, *args, num_steps_dev,
-                                                         jnp.int32(offset), key, *group)
-            sums.append((chunk_loss, chunk_taken))
-        # Fetching the sums once per chunk keeps the host in step with the device,
-        # while the calls of a chunk's groups queue up without waiting for each other.
-        for chunk_loss, chunk_taken in sums:
-            loss_sum += np.asarray(chunk_loss)
-            taken += np.asarray(chunk_taken)
-        now = time.perf_counter()
-        if label and now - last_log >= log_every_s and taken.sum() < total:
-            last_log = now
-            done = taken.sum()
-            left = (now - start) * (total - done) / max(done - done_before, 1)
-            logging.info("%s: %d of %d component-steps, about %.0f s left", label, done,
-                         total, left)
-        if save is not None and offset + chunk < last_offset and _all_agree(
-                now - last_save >= save_every_s):
-            save(merge(parts) if grouped else carry,
-                 Progress(offset + chunk, loss_sum.copy(), taken.copy()))
-            last_save = time.perf_counter()
-    if grouped:
-        carry = merge(parts)
-    return carry, np.where(taken > 0, loss_sum / np.maximum(taken, 1), np.nan)
-
-
-def _all_agree(flag: bool) -> bool:
-    """Process 0's `flag` on every process, so all of them take collective actions
-    (a checkpoint) at the same chunk; the flag itself on one process."""
-    if jax.process_count() == 1:
-        return flag
-    return bool(multihost_utils.broadcast_one_to_all(np.bool_(flag)))
-
-
-def stream_scores(score: Callable, mesh, stack: Stack, x: points_lib.Data,
-                  batch_size: int) -> jax.Array:
-    """`score(stack, batch)` over all N points in fixed-size batches -> `[N, K]`.
-
-    `x` may be `Points` (every device scores the rows it holds, nothing
-    moves), or an array on the host (numpy) or on the devices: then each
-    batch is split over the devices and padded to one compiled shape.
-    """
-    if isinstance(x, points_lib.Points):
-        return _score_points(score, stack, x, batch_size)
-    n = x.shape[0]
-    devices = mesh.devices.size
-    batch_size = -(-min(batch_size, n) // devices) * devices
-    points = sharding.points_sharding(mesh)
-    parts = []
-    for begin in range(0, n, batch_size):
-        batch = np.asarray(x[begin:begin + batch_size])
-        valid = batch.shape[0]
-        if valid < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - valid,) + batch.shape[1:],
-                                                    batch.dtype)])
-        parts.append(score(stack, sharding.put(batch, points))[:valid])
-    return jnp.concatenate(parts)
-
-
-def _score_points(score: Callable, stack: Stack, points: points_lib.Points,
-                  batch_size: int) -> jax.Array:
-    """`stream_scores` of `Points`: every call scores the next `batch_size / D` rows of
-    every device's share, so each device reads only its own rows."""
-    devices = points.mesh.devices.size
-    rows = points.x.shape[0] // devices
-    chunk = max(1, min(batch_size // devices, rows))
-    scores = None
-    for begin in range(0, rows, chunk):
-        # The last chunk ends at the share's end (it may overlap the one before).
-        scores = _score_chunk(score, stack, points.x, scores, min(begin, rows - chunk), chunk,
-                              points.mesh)
-    return scores[:points.n]
-
-
-@functools.partial(jax.jit, static_argnums=(0, 5, 6), donate_argnums=3)
-def _score_chunk(score: Callable, stack: Stack, x: jax.Array, scores: jax.Array | None,
-                 begin: jax.Array, chunk: int, mesh) -> jax.Array:
-    """Scores rows begin..begin+chunk-1 of every device's share into `scores` `[D * R, K]`."""
-    devices = mesh.devices.size
-    split = sharding.points_sharding(mesh)
-    by_device = x.reshape((devices, -1) + x.shape[1:])
-    batch = jax.lax.dynamic_slice_in_dim(by_device, begin, chunk, axis=1)
-    batch = jax.lax.with_sharding_constraint(batch.reshape((-1,) + x.shape[1:]), split)
-    new = score(stack, batch)
-    if scores is None:
-        scores = jnp.zeros((x.shape[0], new.shape[1]), new.dtype)
-    scores = scores.reshape(devices, -1, new.shape[1])
-    scores = jax.lax.dynamic_update_slice_in_dim(scores, new.reshape(devices, chunk, -1),
-                                                 begin, axis=1)
-    return jax.lax.with_sharding_constraint(scores.reshape(x.shape[0], -1), split)

@@ -40,7 +40,7 @@ from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
-from competitive_mixtures import steps
+from competitive_mixtures import loops
 from competitive_mixtures import programs as programs_lib
 from competitive_mixtures import strategies
 from competitive_mixtures import summary as summary_lib
@@ -71,7 +71,7 @@ def run_m_step(programs: Programs, gen, num_steps: np.ndarray, key, x: points_li
                          int(num_steps.sum()))
         if progress.every_s > 0:
             save = functools.partial(progress.save, round_index)
-    return steps.run_chunks(programs.m_step, gen, num_steps.astype(np.int64), programs.m_chunk,
+    return loops.run_chunks(programs.m_step, gen, num_steps.astype(np.int64), programs.m_chunk,
                             key, x, sets, groups=programs.m_groups, label=label, resume=resume,
                             save=save, save_every_s=progress.every_s if progress else 0.0)
 
@@ -100,9 +100,9 @@ def score_dataset(programs: Programs, stack, x, batch_size: int) -> jax.Array:
     """The assignment pass's scores `[N, K]`, streamed in fixed-size batches.
 
     `x` may be `points.Points`, or live on the host (numpy) or on the
-    devices (see `steps.stream_scores`).
+    devices (see `loops.stream_scores`).
     """
-    return steps.stream_scores(programs.score, programs.mesh, stack, x, batch_size)
+    return loops.stream_scores(programs.score, programs.mesh, stack, x, batch_size)
 
 
 def m_step_counts(config: ml_collections.ConfigDict, set_sizes: np.ndarray, epochs: int,
@@ -276,7 +276,7 @@ def _train(config: ml_collections.ConfigDict, work: workdir_lib.Workdir,
            allow_config_change: bool, mesh) -> dict:
     mesh = sharding.make_mesh() if mesh is None else mesh
     dataset, x = load_points(config, mesh)
-    config_lib.validate(config, dataset.num_points)
+    config_lib.validate(config, dataset.num_points, dataset.data_shape)
     changed = work.config_changes(config, allow_config_change)
     logging.info("data %s: %d training points of shape %s, %d held out", dataset.name,
                  dataset.num_points, dataset.data_shape, len(dataset.heldout_x))

@@ -54,7 +54,7 @@ def get_config(arg=None):
             [f"k={args['k']}"] if "k" in args else [])
         c = config_lib.load_config_file("gan_ring", ",".join(parts), here)
         # These families were measured with live generators, a uniform split and
-        # 8-epoch rounds on every set (docs/results.md).
+        # 8-epoch rounds on every set (docs/results/families.md).
         c.gan.generator_ema = 0.0
         c.init_split = "uniform"
         c.epochs_per_round = 8

@@ -19,7 +19,7 @@ GAN take the same number of generator updates in total: 20 epochs of
 pre-training, then 10 rounds of 8 epochs (24 on the grid, below).
 
 Four stated choices (the paper is silent on all four; measured in
-docs/results.md, "The preset: averaged generators and a k-means start"):
+docs/results/gans.md, "The preset: averaged generators and a k-means start"):
   - every generator, the single GAN's as much as the components', is sampled
     through an exponential moving average of its weights (gan.generator_ema
     = 0.99): a live generator fitted to a mode of std 0.02 circles it, so the

@@ -22,9 +22,8 @@ Usage: --config=configs/mnist.py[:ARGS], ARGS a comma-separated list of
   latent_disc   latent, and the discriminators read the shared VAE's latent means
                 through its fixed encoder (disc.features='latent': an MLP of
                 64-64 on them, no blur) instead of the blurred pixels, with
-                N(0, 0.5^2) noise on the means in training (disc.input_noise);
-                offline NMI 0.59 +- 0.04 (5 seeds) against 0.48 for the
-                pixel discriminators, FID 62 against 53 (docs/results.md);
+                N(0, 0.5^2) noise on the means in training (disc.input_noise;
+                its results: docs/results/digits.md);
   small         a run of about a minute, for tests and smoke runs;
   vae8 | vae64 | vae96  single-model baselines of the paper: one VAE with
                 8-16-32-64 / 64-32-16 filters (the components' own), 64-128-256-512 /
@@ -42,12 +41,12 @@ component per iteration (the paper's CelebA schedule: an assignment every 10
 epochs); discriminators 1 epoch per iteration; Adam beta1 0.5 (as for the
 synthetic data); load balancing below 100 points.
 
-offline (without paper): a quick run for a 2-core CPU (K = 10; see docs/results.md
+offline (without paper): a quick run for a 2-core CPU (K = 10; see docs/results/digits.md
 for its time) that keeps the paper's generator budget of 110 epochs (10 of
 pre-training and 10 iterations of 10) but spends it as 30 epochs of
 pre-training and 4 iterations of 20, so that it takes 4 assignment passes
 instead of 10 (the longer pre-training and rounds lift the NMI over KMeans,
-docs/results.md), and cuts the discriminators to 8-16-32 filters (the
+docs/results/digits.md), and cuts the discriminators to 8-16-32 filters (the
 paper's 64-128-256 step trains about 5 component-steps/s on this CPU, which
 would add about 10 minutes of discriminator fits and scoring over 4 rounds;
 see docs/performance.md). It makes five stated choices against the
@@ -63,7 +62,7 @@ shape more than by stroke sharpness; and they compare binarised digits with
 Bernoulli draws x ~ p(x|z) of the decoders (disc.binarize) instead of grey
 digits with decoder means, like with like. On the GPU the paper's own
 settings (`paper,offline`) leave components with no digits on every seed
-(NMI 0.11-0.17), which these choices prevent; see docs/results.md.
+(NMI 0.11-0.17), which these choices prevent; see docs/results/digits.md.
 
 full (without paper): all of MNIST on a 2-core CPU in at most 45 minutes
 (K = 15, one run). It keeps the offline preset's five stated choices

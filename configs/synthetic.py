@@ -59,9 +59,8 @@ counts what absorbing a mode costs the receivers on their own points, and it
 assumes that their bound on those points no longer rises by itself from one
 round to the next: true of these VAEs after their first rounds, not of the
 offline digits' VAEs, still improving each round, where removals judged so
-look like gains of up to 5.6 nats per point (docs/results.md).
-Measured here, 5 seeds: the 5-mode set ends at 5 on 4 of 5 runs from 15 and
-5 of 5 from 2 (3 of 5 from 2 with 'removed').
+look like gains of up to 5.6 nats per point (the searches' results:
+docs/results/choosing_k.md).
 """
 
 from competitive_mixtures import config as config_lib

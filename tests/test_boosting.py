@@ -13,7 +13,7 @@ from competitive_mixtures import data as data_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import strategies
 from competitive_mixtures import train
-from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures import restore
 from conftest import load_config
 
 
@@ -176,12 +176,12 @@ def test_boosting_end_to_end_with_resume_in_the_middle(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(config, workdir)
     monkeypatch.setattr(checkpointing.Checkpointer, "save", real_save)
-    _, _, middle = workdir_lib.restore_run(workdir)
+    _, _, middle = restore.restore_run(workdir)
     assert int(middle.round) == 2
     np.testing.assert_allclose(np.asarray(middle.alpha), alphas[1], atol=1e-6)
     summary = train.train_and_evaluate(config, workdir)
     np.testing.assert_allclose(summary["alphas"], alphas[2], atol=1e-6)
-    _, _, resumed = workdir_lib.restore_run(workdir)
+    _, _, resumed = restore.restore_run(workdir)
     chex.assert_trees_all_equal(resumed.gen.params, state.gen.params)
     chex.assert_trees_all_equal(resumed.sets, state.sets)
     np.testing.assert_array_equal(np.asarray(resumed.owner), np.asarray(state.owner))

@@ -19,6 +19,7 @@ import pytest
 
 from competitive_mixtures import checkpointing, config as config_lib, errors, train
 from competitive_mixtures import sampling
+from competitive_mixtures import restore
 from competitive_mixtures import workdir as workdir_lib
 from conftest import load_config, tree_hashes
 
@@ -94,7 +95,7 @@ def test_stray_step_folder_spares_intact_steps(copy, fault):
 
     # The read-only reader restores the newest intact step and moves nothing.
     listing = sorted(os.listdir(checkpoints))
-    _, _, state = workdir_lib.restore_run(copy)
+    _, _, state = restore.restore_run(copy)
     assert int(state.round) == resumed_round
     assert sorted(os.listdir(checkpoints)) == listing
 
@@ -120,7 +121,7 @@ def test_read_only_tools_leave_damaged_steps_in_place(copy):
         shutil.rmtree(os.path.join(copy, "checkpoints", str(step), "default"))
     before = tree_hashes(copy)
     with pytest.raises(errors.CheckpointError, match="left in place"):
-        workdir_lib.restore_run(copy)
+        restore.restore_run(copy)
     assert tree_hashes(copy) == before
 
 
@@ -285,12 +286,12 @@ def test_garbled_config_json_is_one_clear_error(copy):
     with pytest.raises(errors.WorkdirError, match="config.json is not valid JSON"):
         train.train_and_evaluate(_tiny(), copy)
     with pytest.raises(errors.WorkdirError, match="config.json is not valid JSON"):
-        workdir_lib.restore_run(copy)
+        restore.restore_run(copy)
     assert tree_hashes(copy) == before
 
 
 def test_huge_sample_count_is_refused(finished):
-    _, programs, state = workdir_lib.restore_run(finished)
+    _, programs, state = restore.restore_run(finished)
     with pytest.raises(sampling.SampleBudgetError, match="ask for fewer samples"):
         sampling.draw_samples(programs.gen_model, state.gen, state.alpha, jax.random.PRNGKey(0),
                            10**13)

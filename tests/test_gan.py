@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import config as config_lib, models, stacking, train
-from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures import restore
 from competitive_mixtures.models import gan
 from conftest import load_config
 
@@ -215,7 +215,7 @@ def test_tiny_competitive_gan_run_on_ring(tmp_path):
     again = train.train_and_evaluate(config, str(tmp_path))
     assert again["counts"] == summary["counts"]
     assert again["modes"] == summary["modes"]
-    _, _, state = workdir_lib.restore_run(str(tmp_path))
+    _, _, state = restore.restore_run(str(tmp_path))
     average, live = state.gen.model_state["generator_ema"], state.gen.params["generator"]
     chex.assert_trees_all_equal_shapes(average, live)
     assert jax.tree.leaves(average)[0].shape[0] == config.num_components

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from competitive_mixtures import sampling, train
-from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures import restore
 from competitive_mixtures.experiments import latent_fit
 from competitive_mixtures.metrics import digit_classifier
 from competitive_mixtures.metrics import report
@@ -32,7 +32,7 @@ def test_offline_digits_end_to_end(tmp_path, caplog):
     with np.load(os.path.join(workdir, "heldout.npz")) as f:
         assert f["x"].dtype == np.uint8 and f["x"].shape[1:] == (28, 28, 1)
     assert np.isfinite(summary["kde"]["log_likelihood"])
-    _, programs, state = workdir_lib.restore_run(workdir)
+    _, programs, state = restore.restore_run(workdir)
     samples, _ = sampling.draw_samples(programs.gen_model, state.gen, state.alpha,
                                     state.rng, 16)
     assert samples.shape == (16, 28, 28, 1)

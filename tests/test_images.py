@@ -268,11 +268,10 @@ def test_tfds_missing_dataset_fails_fast(tmp_path, monkeypatch, name):
 
 
 def test_binarize_images_draws_pixels_at_their_grey_level():
-    from competitive_mixtures import steps
     x = jnp.asarray(np.array([0, 64, 128, 255], np.uint8).reshape(1, 2, 2, 1))
-    np.testing.assert_array_equal(np.asarray(steps.binarize_images(None, x)).ravel(),
+    np.testing.assert_array_equal(np.asarray(conv.binarize_images(None, x)).ravel(),
                                   [0, 0, 1, 1])
-    draws = jax.vmap(lambda k: steps.binarize_images(k, x))(
+    draws = jax.vmap(lambda k: conv.binarize_images(k, x))(
         jax.random.split(jax.random.PRNGKey(0), 4000))
     assert set(np.unique(np.asarray(draws))) <= {0.0, 1.0}
     np.testing.assert_allclose(np.asarray(draws).mean(0).ravel(), [0, 64 / 255, 128 / 255, 1],
@@ -280,7 +279,7 @@ def test_binarize_images_draws_pixels_at_their_grey_level():
     # Binary images (a Bernoulli decoder's own samples) stay as they are, so the
     # discriminators' samples are draws x ~ p(x|z) whatever model.sample_noise says.
     binary = (jax.random.uniform(jax.random.PRNGKey(1), (3, 4, 4, 1)) > 0.5).astype(jnp.float32)
-    np.testing.assert_array_equal(steps.binarize_images(jax.random.PRNGKey(2), binary), binary)
+    np.testing.assert_array_equal(conv.binarize_images(jax.random.PRNGKey(2), binary), binary)
 
 
 def test_gaussian_blur_keeps_mass_and_spreads_a_point_by_sigma():

@@ -14,8 +14,10 @@ import pytest
 
 from competitive_mixtures import config as config_lib, data as data_lib, latent_split
 from competitive_mixtures import programs as programs_lib, ratio as ratio_lib, seeding
-from competitive_mixtures import steps, train
+from competitive_mixtures import train
 from competitive_mixtures.ratio import base
+from competitive_mixtures.models import conv
+from competitive_mixtures.ratio import discriminator as disc_lib
 from conftest import load_config
 
 
@@ -172,7 +174,7 @@ def test_latent_discriminators_train_on_grey_digits(latent_disc, monkeypatch):
     grey = copy.deepcopy(config)
     grey.disc.binarize = False
     reached = []
-    loss_of = steps.discriminator_loss
+    loss_of = disc_lib.discriminator_loss
 
     def recording_loss(disc_model):
         loss = loss_of(disc_model)
@@ -182,7 +184,7 @@ def test_latent_discriminators_train_on_grey_digits(latent_disc, monkeypatch):
             return loss(params, model_state, batch)
         return recorded
 
-    monkeypatch.setattr(steps, "discriminator_loss", recording_loss)
+    monkeypatch.setattr(disc_lib, "discriminator_loss", recording_loss)
     estimator = ratio_lib.make(grey, programs.gen_model, x.shape[1:], programs.mesh)
     key = jax.random.PRNGKey(6)
     fitted, record = estimator.fit(jax.tree.map(jnp.copy, state.disc), state.gen, x, key, key,
@@ -212,7 +214,7 @@ def test_latent_discriminators_score_an_mlp_of_the_latent_means(latent_disc):
     config, programs, x, state = latent_disc
     scores = programs.ratio.log_ratios(state.disc, state.gen, x, jax.random.PRNGKey(0))
     chex.assert_shape(scores, (x.shape[0], config.num_components))
-    binary = steps.binarize_images(None, x)
+    binary = conv.binarize_images(None, x)
     for j in range(config.num_components):
         np.testing.assert_allclose(np.asarray(scores[:, j]),
                                    -np.asarray(_by_hand(state, programs, j, binary)),
@@ -227,12 +229,12 @@ def test_latent_discriminators_take_the_input_noise_on_the_latent_means(latent_d
     noise = 0.5 * jax.random.normal(jax.random.PRNGKey(5), (2, 8, config.model.latent))
     params, model_state = jax.tree.map(lambda leaf: leaf[1],
                                        (state.disc.params, state.disc.model_state))
-    loss, _ = steps.discriminator_loss(programs.ratio.model)(
+    loss, _ = disc_lib.discriminator_loss(programs.ratio.model)(
         params, model_state, (real, fake, noise[0], noise[1]))
     expected = (jnp.mean(jax.nn.softplus(-_by_hand(state, programs, 1, real, noise[0])))
                 + jnp.mean(jax.nn.softplus(_by_hand(state, programs, 1, fake, noise[1]))))
     np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
-    plain, _ = steps.discriminator_loss(programs.ratio.model)(params, model_state,
+    plain, _ = disc_lib.discriminator_loss(programs.ratio.model)(params, model_state,
                                                                (real, fake))
     assert abs(float(plain) - float(loss)) > 1e-4
 

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures import restore
 from conftest import xla_flags
 
 pytestmark = pytest.mark.slow
@@ -62,8 +62,8 @@ def test_two_processes_equal_one(tmp_path):
     # Process 0 loaded only the half of the 3000 training points its device
     # holds (process 1 logs warnings only); the other half came from process 1.
     assert "process 0 holds training points [0, 1500)" in outputs[0]
-    _, _, state_multi = workdir_lib.restore_run(multi)
-    _, _, state_single = workdir_lib.restore_run(single)
+    _, _, state_multi = restore.restore_run(multi)
+    _, _, state_single = restore.restore_run(single)
     assert int(state_multi.round) == int(state_single.round) == 2
     chex.assert_trees_all_close(jax.device_get(state_multi.gen.params),
                                 jax.device_get(state_single.gen.params), rtol=1e-5, atol=1e-6)

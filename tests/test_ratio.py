@@ -13,7 +13,7 @@ from competitive_mixtures import models
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import train
-from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures import restore
 from competitive_mixtures.data import synthetic
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures.ratio import discriminator
@@ -184,7 +184,7 @@ def test_ensemble_run_checkpoints_every_member(tmp_path):
     config.disc.ensemble = 2
     summary = train.train_and_evaluate(config, str(tmp_path))
     assert summary["clustering"]["nmi"] > 0.9, summary["clustering"]
-    _, programs, state = workdir_lib.restore_run(str(tmp_path))
+    _, programs, state = restore.restore_run(str(tmp_path))
     assert isinstance(state.disc, tuple) and len(state.disc) == 2
     first, second = (jax.tree.leaves(d.params)[0] for d in state.disc)
     assert np.abs(np.asarray(first) - np.asarray(second)).max() > 1e-3
@@ -272,7 +272,7 @@ def test_competitive_run_end_to_end(kind, tmp_path):
     # The random pre-training split scores NMI ~0.002 against the modes; after two
     # assignment passes the owners follow the modes (measured: kernel 0.19, multiclass 0.9).
     assert summary["clustering"]["nmi"] > 0.1, summary["clustering"]
-    restored_config, programs, state = workdir_lib.restore_run(str(tmp_path))
+    restored_config, programs, state = restore.restore_run(str(tmp_path))
     assert programs.ratio.kind == kind and restored_config.ratio.kind == kind
     assert int(state.round) == config.num_rounds + 1
     with np.load(tmp_path / "assignments.npz") as f:

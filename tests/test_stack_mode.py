@@ -9,10 +9,12 @@ import numpy as np
 import optax
 import pytest
 
-from competitive_mixtures import assign, config as config_lib, models, sharding, stacking, steps
+from competitive_mixtures import assign, config as config_lib, loops, models, sharding
+from competitive_mixtures import stacking, steps
 from competitive_mixtures.metrics import elbo
 from competitive_mixtures.models import conv, vae
 from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.ratio import discriminator as disc_lib
 
 K = 2
 N = 40
@@ -63,7 +65,7 @@ def test_sequential_disc_step_equals_vmapped():
                          x[:8])
     out = {}
     for mode in ("vmap", "sequential"):
-        step = steps.make_disc_step(disc_model, gen_model, optimizer, batch_size=8, chunk=1,
+        step = disc_lib.make_disc_step(disc_model, gen_model, optimizer, batch_size=8, chunk=1,
                                     mesh=sharding.make_mesh(), unroll=True, stack_mode=mode)
         d = jax.tree.map(jnp.copy, disc)
         for offset in range(3):
@@ -74,11 +76,11 @@ def test_sequential_disc_step_equals_vmapped():
 
     # One discriminator per call, each on its own slices of the stacks (the CPU form of
     # conv steps): the same fit, and each call touches only its group's networks.
-    step = steps.make_disc_step(disc_model, gen_model, optimizer, batch_size=8, chunk=1,
+    step = disc_lib.make_disc_step(disc_model, gen_model, optimizer, batch_size=8, chunk=1,
                                 mesh=sharding.make_mesh(), unroll=True,
                                 stack_mode="sequential", group=1)
     assert isinstance(step, steps.GroupedStep) and step.stacked_args == (0,)
-    grouped, loss = steps.run_chunks(step, jax.tree.map(jnp.copy, disc), np.array([3, 2]), 1,
+    grouped, loss = loops.run_chunks(step, jax.tree.map(jnp.copy, disc), np.array([3, 2]), 1,
                                      jax.random.PRNGKey(4), gen, x, groups=K)
     chex.assert_trees_all_close(grouped, out["sequential"], rtol=1e-5, atol=1e-6)
     part, loss, taken = step.part_step(step.split(jax.tree.map(jnp.copy, disc))[1],
@@ -121,7 +123,7 @@ def test_grouped_calls_equal_one_call(mode):
     for group in (0, 2):
         step = steps.make_m_step(model, optimizer, batch_size=8, chunk=1,
                                  mesh=sharding.make_mesh(), unroll=True, group=group)
-        out[group] = steps.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1,
+        out[group] = loops.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1,
                                            jax.random.PRNGKey(2), x, sets,
                                            groups=k // steps.group_size(k, group))
     chex.assert_trees_all_close(out[2][0], out[0][0], rtol=1e-5, atol=1e-6)
@@ -134,12 +136,12 @@ def test_grouped_calls_equal_one_call(mode):
                              mesh=sharding.make_mesh(), unroll=True, group=2)
     assert isinstance(step, steps.GroupedStep)
     saved = []
-    steps.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1, jax.random.PRNGKey(2), x,
+    loops.run_chunks(step, jax.tree.map(jnp.copy, gen), num_steps, 1, jax.random.PRNGKey(2), x,
                      sets, groups=2, save=lambda carry, progress: saved.append((carry, progress)))
     carry, progress = saved[0]
     assert progress.offset == 1
     chex.assert_tree_shape_prefix(carry.params, (k,))
-    resumed = steps.run_chunks(step, carry, num_steps, 1, jax.random.PRNGKey(2), x, sets,
+    resumed = loops.run_chunks(step, carry, num_steps, 1, jax.random.PRNGKey(2), x, sets,
                                groups=2, resume=progress)
     chex.assert_trees_all_close(resumed[0], out[2][0], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(resumed[1], out[2][1], rtol=1e-6)
@@ -149,11 +151,11 @@ def test_grouped_calls_equal_one_call(mode):
 
 def test_auto_mode_is_sequential_for_convolutions_on_cpu():
     assert jax.default_backend() == "cpu"
-    assert stacking.resolve_mode("auto", convolutional=True) == "sequential"
-    assert stacking.resolve_mode("auto", convolutional=False) == "vmap"
-    assert stacking.resolve_mode("vmap", convolutional=True) == "vmap"
+    assert sharding.resolve_stack_mode("auto", convolutional=True) == "sequential"
+    assert sharding.resolve_stack_mode("auto", convolutional=False) == "vmap"
+    assert sharding.resolve_stack_mode("vmap", convolutional=True) == "vmap"
     with pytest.raises(ValueError, match="stack mode"):
-        stacking.resolve_mode("loop", convolutional=True)
+        sharding.resolve_stack_mode("loop", convolutional=True)
 
 
 def test_stack_step_rejects_unknown_mode():

@@ -12,6 +12,7 @@ import pytest
 from competitive_mixtures import assign, config as config_lib, models, sharding, stacking, steps
 from competitive_mixtures.models import conv
 from competitive_mixtures.models.base import LinenModel
+from competitive_mixtures.ratio import discriminator as disc_lib
 
 K = 3
 B = 16
@@ -59,7 +60,7 @@ def _models(setup):
     """(model, one-component loss_fn, stacked batch args) for the VAE and the discriminator."""
     return {
         "vae": (setup["gen_model"], setup["gen_model"].loss, (setup["batch"], setup["noise"])),
-        "disc": (setup["disc_model"], steps.discriminator_loss(setup["disc_model"]),
+        "disc": (setup["disc_model"], disc_lib.discriminator_loss(setup["disc_model"]),
                  ((setup["batch"], setup["fake"]),)),
     }
 

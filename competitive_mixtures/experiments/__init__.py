@@ -14,6 +14,7 @@ from competitive_mixtures import config as config_lib
 from competitive_mixtures import plots
 from competitive_mixtures import sampling
 from competitive_mixtures import train
+from competitive_mixtures import restore
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import report
 
@@ -75,7 +76,7 @@ def sample_figure(runs: dict[str, str], path: str, title: str, num_samples: int 
     held-out data of the first run."""
     panels = []
     for name, run in runs.items():
-        _, programs, state = workdir_lib.restore_run(run)
+        _, programs, state = restore.restore_run(run)
         samples, component = sampling.draw_samples(programs.gen_model, state.gen, state.alpha,
                                                 jax.random.PRNGKey(0), num_samples)
         panels.append((name, samples, component))

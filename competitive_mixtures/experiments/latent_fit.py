@@ -47,7 +47,7 @@ from sklearn.mixture import GaussianMixture
 from competitive_mixtures import cli
 from competitive_mixtures import data as data_lib
 from competitive_mixtures import stacking
-from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures import restore
 from competitive_mixtures.metrics import features
 from competitive_mixtures.metrics import inception
 
@@ -146,7 +146,7 @@ def evaluate(workdir: str, gaussians: list[int], num_samples: int = 2000, seed: 
     """{feature kind: {row: image-quality metrics (`features.quality_metrics`)}} of a
     run's VAEs; the kinds are `evaluate`'s (digits for digit data, inception with
     `inception_weights`)."""
-    config, programs, state = workdir_lib.restore_run(workdir)
+    config, programs, state = restore.restore_run(workdir)
     model = programs.gen_model
     if not hasattr(model.module, "decode_mean"):
         raise ValueError(f"{workdir}: model.family={config.model.family!r} has no decoder of "

@@ -34,6 +34,7 @@ from competitive_mixtures import cli
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import train
+from competitive_mixtures import restore
 from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.ratio import base
@@ -110,7 +111,7 @@ def main(argv):
     if _FITS.value < 0 or _SEEDS.value < 1:
         cli.fail(f"--fits must be >= 0 and --seeds >= 1, got {_FITS.value} and {_SEEDS.value}")
     try:
-        config, programs, state = workdir_lib.restore_run(_WORKDIR.value)
+        config, programs, state = restore.restore_run(_WORKDIR.value)
     except FileNotFoundError as error:
         cli.fail(str(error))
     kinds = _KINDS.value or [config.ratio.kind] + (

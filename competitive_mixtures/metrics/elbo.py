@@ -31,7 +31,7 @@ def _component_elbos(model, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Arr
     k = jax.tree.leaves(gen.params)[0].shape[0]
     noise = jax.random.normal(key, (k, x.shape[0]) + model.noise_shape)
     return stacking.elbo_with_noise(model, gen, x, noise,
-                                    getattr(model, "stack_mode", "vmap") == "sequential")
+                                    model.stack_mode == "sequential")
 
 
 def heldout_elbo(model, gen: Stack, alpha: np.ndarray, x: np.ndarray, key: jax.Array,

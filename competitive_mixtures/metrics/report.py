@@ -53,7 +53,8 @@ def evaluate_run(workdir: str, num_samples: int = 10000, seed: int = 0,
     config, programs, state = mixture.config, mixture.programs, mixture.state
     with epath.Path(workdir, "heldout.npz").open("rb") as g, np.load(g) as f:
         heldout = {name: f[name] for name in f.files}
-    samples, _ = mixture.sample(num_samples, seed)
+    # Compared with the held-out points in the models' space.
+    samples, _ = mixture.sample(num_samples, seed, space="model")
     assignments = workdir_lib.read_npz(workdir, "assignments.npz", ("assignment", "label"))
     owner, label = assignments["assignment"], assignments["label"]
     alpha = np.asarray(state.alpha)

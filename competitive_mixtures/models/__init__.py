@@ -6,7 +6,6 @@ import ml_collections
 import optax
 
 from competitive_mixtures import sharding
-from competitive_mixtures import stacking
 from competitive_mixtures.models import avb, conv, discriminator, gan, gram, kmeans, vae
 from competitive_mixtures.models.base import LinenModel, PartOptimizers
 
@@ -51,8 +50,16 @@ def _gram(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> gra
                           eps=g.eps)
 
 
-def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
-    """The generative model of one component for data of `data_shape`."""
+def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
+              stack_mode: str | None = None):
+    """The generative model of one component for data of `data_shape`.
+
+    `stack_mode` is how the K components' steps run (resolved: 'vmap' or
+    'sequential'); `make_programs` resolves `config.stack_mode` once and passes
+    it, None resolves it here. Families without a sequential form always vmap.
+    """
+    if stack_mode is None:
+        stack_mode = sharding.resolve_stack_mode(config.stack_mode, len(data_shape) == 3)
     m = config.model
     builders = {"gan": _gan, "avb": _avb, "gram": _gram}
     if m.family in builders:
@@ -65,15 +72,14 @@ def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
             kernel=m.kernel, latent=m.latent, image_shape=tuple(data_shape),
             likelihood=m.likelihood, batch_norm=m.batch_norm, sample_noise=m.sample_noise,
             axis_name=sharding.AXIS),
-            stack_mode=stacking.resolve_mode(config.stack_mode, convolutional=True))
+            stack_mode=stack_mode)
     if len(data_shape) != 1:
         raise ValueError(f"model.family={m.family!r} takes vector data, got shape {data_shape}")
     if m.family == "vae":
         return LinenModel(vae.MLPVAE(hidden=tuple(m.hidden), latent=m.latent,
                                      data_dim=data_shape[0], sample_noise=m.sample_noise,
                                      max_log_var=m.max_log_var),
-                          stack_mode=stacking.resolve_mode(config.stack_mode,
-                                                           convolutional=False))
+                          stack_mode=stack_mode)
     if m.family == "kmeans":
         return LinenModel(kmeans.Centroid(data_dim=data_shape[0]))
     raise ValueError(f"unknown model.family {m.family!r}")

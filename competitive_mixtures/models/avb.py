@@ -113,6 +113,8 @@ class AVBModel:
     sample_noise: bool = True
 
     draws_per_example = None
+    # No sequential form: the K components always run vmapped.
+    stack_mode = "vmap"
 
     @property
     def latent(self) -> int:

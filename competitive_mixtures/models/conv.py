@@ -404,3 +404,12 @@ class ConvDiscriminator(nn.Module):
             x = nn.leaky_relu(x, self.negative_slope)
         logits = nn.Dense(self.outputs)(x.reshape(x.shape[0], -1))
         return logits[:, 0] if self.outputs == 1 else logits
+
+
+def binarize_images(key: jax.Array | None, x: jax.Array) -> jax.Array:
+    """Images (uint8 or [0, 1]) as float32 {0, 1}: each pixel 1 with probability its grey
+    level (dynamic binarisation), or, without a key, where its grey level exceeds 0.5."""
+    x = to_unit_interval(x)
+    if key is None:
+        return (x > 0.5).astype(jnp.float32)
+    return jax.random.bernoulli(key, x).astype(jnp.float32)

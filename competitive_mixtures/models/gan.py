@@ -3,7 +3,7 @@
 A GAN component of the mixture is a generator g_j and an adversary (the
 "critic") c_j that sees only the points component j trains on; the mixture's
 assignment discriminators, which see the whole dataset, stay separate
-(`models.discriminator`, `steps.make_disc_step`), as in Locatello et al.
+(`models.discriminator`, `ratio.discriminator.make_disc_step`), as in Locatello et al.
 (2018), section 5.3.
 
 Networks (DCGAN, Radford et al. 2016):
@@ -43,7 +43,7 @@ update, starting from the initial weights, and samples from g_bar. The
 critic trains against the live g as before. A live generator fitted to a
 narrow mode circles it rather than settling, so the share of its samples
 near the mode swings from one update to the next; the average sits on it
-(docs/results.md, "The preset: averaged generators and a k-means start").
+(docs/results/gans.md, "The preset: averaged generators and a k-means start").
 The average lives in model_state['generator_ema'], so it is stacked,
 sharded and checkpointed with the rest of the component.
 """
@@ -212,6 +212,8 @@ class GANModel:
     gp_weight: float = 10.0
     clip: float = 0.01
     generator_ema: float = 0.0
+    # No sequential form: the K components always run vmapped.
+    stack_mode = "vmap"
 
     def __post_init__(self):
         if self.loss not in LOSSES:

@@ -90,6 +90,8 @@ class GRaMModel:
     eps: float = 1e-3
 
     draws_per_example = None
+    # No sequential form: the K components always run vmapped.
+    stack_mode = "vmap"
     # The M-step runs the global-view step (see steps.make_m_step).
     whole_batch_statistics = True
 

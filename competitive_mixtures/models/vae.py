@@ -9,10 +9,11 @@ import jax
 import jax.numpy as jnp
 
 from competitive_mixtures.models.base import MLP
+from competitive_mixtures.config import choices
 
 # Decoder log-variances are kept in this range so that a component whose data
 # shrinks to a few points cannot drive its likelihood to infinity.
-LOG_VAR_MIN, LOG_VAR_MAX = -8.0, 4.0
+LOG_VAR_MIN, LOG_VAR_MAX = choices.LOG_VAR_MIN, choices.LOG_VAR_MAX
 
 
 def gaussian_nll(x: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from competitive_mixtures import sharding
 from competitive_mixtures.ratio import base
 from competitive_mixtures.ratio import discriminator
 from competitive_mixtures.ratio import elbo
@@ -41,12 +42,15 @@ __all__ = ["KINDS", "TRAINED_KINDS", "RatioEstimator", "base", "make", "make_lik
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
-         mesh) -> RatioEstimator:
-    """The estimator named by `config.ratio.kind` for data of `data_shape`."""
+         mesh, stack_mode: str | None = None) -> RatioEstimator:
+    """The estimator named by `config.ratio.kind` for data of `data_shape`; `stack_mode` as
+    `models.generator` takes it (the discriminators' steps and scores run so)."""
     kind = config.ratio.kind
     if kind not in KINDS:
         raise ValueError(f"unknown ratio.kind {kind!r}; expected one of {sorted(KINDS)}")
-    estimator = KINDS[kind](config, gen_model, data_shape, mesh)
+    if stack_mode is None:
+        stack_mode = sharding.resolve_stack_mode(config.stack_mode, len(data_shape) == 3)
+    estimator = KINDS[kind](config, gen_model, data_shape, mesh, stack_mode)
     if config.disc.ensemble > 1 and kind in TRAINED_KINDS:
         return ensemble.Ensemble(estimator, config.disc.ensemble)
     return estimator

@@ -5,7 +5,7 @@ ratios `[N, K]`, log dP_gj/dP_X (x_i) up to a per-component constant, which
 `assign.assign` normalises over the dataset (assign eq. 2). Its trainable
 part (networks, optimizer states; empty for the kernel estimator) lives in
 `MixtureState.disc` as a `Stack`, so it is checkpointed with the run.
-Estimators fit with `steps.run_chunks` and score with `steps.stream_scores`.
+Estimators fit with `loops.run_chunks` and score with `loops.stream_scores`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from competitive_mixtures import points as points_lib
-from competitive_mixtures import steps
+from competitive_mixtures import loops
 from competitive_mixtures.state import Stack
 
 
@@ -61,8 +61,8 @@ class Untrained:
 class Trained:
     """The fit / log_ratios skeleton of the estimators with networks (the binary
     discriminators, the classifiers). A subclass has `config`, `init`, `step`
-    (a chunked fit step for `steps.run_chunks`), `score` (a batch scorer for
-    `steps.stream_scores`) and `mesh`, and says how its fit runs (`fit_plan`)
+    (a chunked fit step for `loops.run_chunks`), `score` (a batch scorer for
+    `loops.stream_scores`) and `mesh`, and says how its fit runs (`fit_plan`)
     and what it logs (`fit_record`)."""
 
     def fit_plan(self, x: points_lib.Data, active: np.ndarray) -> tuple[np.ndarray, int, int,
@@ -80,14 +80,14 @@ class Trained:
         if self.config.disc.reinit_each_round:
             disc = keep_features(self.init(init_key, example_batch(x, init_key)), disc)
         num_steps, chunk, groups, extra = self.fit_plan(x, active)
-        disc, loss = steps.run_chunks(self.step, disc, num_steps, chunk, key, gen, x, *extra,
+        disc, loss = loops.run_chunks(self.step, disc, num_steps, chunk, key, gen, x, *extra,
                                       groups=groups, label="density-ratio fit")
         return disc, self.fit_record(loss)
 
     def log_ratios(self, disc: Stack, gen: Stack, x: points_lib.Data,
                    key: jax.Array) -> jax.Array:
         del gen, key  # The networks hold all they need.
-        return steps.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
+        return loops.stream_scores(self.score, self.mesh, disc, x, self.config.assign.batch_size)
 
 
 def keep_features(new: Stack | tuple, old: Stack | tuple) -> Stack | tuple:

@@ -27,7 +27,7 @@ import ml_collections
 
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
-from competitive_mixtures import steps
+from competitive_mixtures import loops
 from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
 
@@ -48,16 +48,16 @@ class ELBOScores(base.Untrained):
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del disc
-        return steps.stream_scores(self.score, self.mesh, (gen, key), x,
+        return loops.stream_scores(self.score, self.mesh, (gen, key), x,
                                   self.config.assign.batch_size)
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
-         mesh) -> ELBOScores:
+         mesh, stack_mode: str = "vmap") -> ELBOScores:
     del data_shape
     if not getattr(gen_model, "has_elbo", False):
         raise ValueError(f"ratio.kind='elbo' needs a VAE family, not {config.model.family!r}")
-    sequential = getattr(gen_model, "stack_mode", "vmap") == "sequential"
+    sequential = gen_model.stack_mode == "sequential"
 
     def local(gen_and_key: tuple[Stack, jax.Array], x: jax.Array) -> jax.Array:
         gen, key = gen_and_key

@@ -15,6 +15,7 @@ import dataclasses
 import jax
 import ml_collections
 
+from competitive_mixtures import loops
 from competitive_mixtures import steps
 from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
@@ -35,11 +36,11 @@ class ExactScores(base.Untrained):
 
     def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
         del disc, key
-        return steps.stream_scores(self.score, self.mesh, gen, x, self.config.assign.batch_size)
+        return loops.stream_scores(self.score, self.mesh, gen, x, self.config.assign.batch_size)
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
-         mesh) -> ExactScores:
+         mesh, stack_mode: str = "vmap") -> ExactScores:
     del data_shape
     if config.model.family != "kmeans":
         raise ValueError(f"ratio.kind='exact' needs model.family='kmeans', not "

@@ -171,6 +171,6 @@ class KernelRatio(base.Untrained):
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
-         mesh) -> KernelRatio:
+         mesh, stack_mode: str = "vmap") -> KernelRatio:
     del data_shape
     return KernelRatio(config=config, gen_model=gen_model, mesh=mesh)

@@ -170,7 +170,7 @@ class MultiClassifier(base.Trained):
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
-         mesh) -> MultiClassifier:
+         mesh, stack_mode: str = "vmap") -> MultiClassifier:
     """A classifier shaped like the binary discriminators of `config.disc`, with K+1
     outputs, or K for `ratio.kind='posterior'`."""
     data_class = config.ratio.kind != "posterior"
