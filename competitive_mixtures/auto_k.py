@@ -73,6 +73,7 @@ from competitive_mixtures import assign
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import seeding
 from competitive_mixtures.state import Search
+from competitive_mixtures.ratio.base import RoundPrograms
 
 NONE, SPLIT, REMOVAL = 0, 1, 2
 MOVES = {SPLIT: "split", REMOVAL: "removal"}
@@ -115,7 +116,7 @@ def split_heldout(config: ml_collections.ConfigDict, x: np.ndarray,
     return x[np.sort(perm[:num])], x[rest], label[rest]
 
 
-def component_log_likelihoods(config: ml_collections.ConfigDict, programs, gen,
+def component_log_likelihoods(config: ml_collections.ConfigDict, programs: RoundPrograms, gen,
                               x: np.ndarray, key: jax.Array) -> np.ndarray:
     """`[V, K]` float64 L_j(x_i): exact log-densities, or ELBOs averaged over draws."""
     draws = 1 if programs.exact else config.auto_k.elbo_samples
@@ -242,8 +243,9 @@ def judged_gain(gain: float, concerned: float, gain_over: str) -> float:
     return gain / concerned if concerned > 0 else 0.0
 
 
-def step(config: ml_collections.ConfigDict, programs, state, gen, disc, scores: jax.Array,
-         x: points_lib.Data, validation: np.ndarray, key: jax.Array, record: dict) -> dict:
+def step(config: ml_collections.ConfigDict, programs: RoundPrograms, state, gen, disc,
+         scores: jax.Array, x: points_lib.Data, validation: np.ndarray, key: jax.Array,
+         record: dict) -> dict:
     """The search's work at the end of round `state.round`, after the estimator's fit.
 
     Decides the move on trial, prunes, starts the next move and assigns the

@@ -41,6 +41,7 @@ from competitive_mixtures import ratio as ratio_lib
 from competitive_mixtures import sampling
 from competitive_mixtures import restore
 from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures.data import own as own_data
 
 # The two spaces points may be given in (see the module docstring).
 SPACES = ("user", "model")
@@ -150,9 +151,10 @@ class Mixture:
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise InputError(f"points of dtype {x.dtype}; expected numbers")
         x = x.astype(np.float32)
-        if not np.all(np.isfinite(x)):
-            bad = int(np.sum(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))
-            raise InputError(f"{bad} of the {len(x)} points hold NaN or inf")
+        bad, first = own_data.nonfinite_rows(x)
+        if bad:
+            raise InputError(f"{bad} of the {len(x)} points hold NaN or inf (the first at "
+                             f"row {first})")
         return data_lib.to_model_space(x, self.config) if space == "user" else x
 
     def log_ratios(self, x, seed: int = 0, space: str = "user") -> np.ndarray:
@@ -166,7 +168,7 @@ class Mixture:
     @property
     def normalises(self) -> bool:
         """Whether the assignment compares ratios after the dataset normaliser (eq. 2)."""
-        return bool(getattr(self.programs.ratio, "normalise", True))
+        return bool(self.programs.ratio.normalise)
 
     def log_normaliser(self) -> np.ndarray:
         """`[K]`: log Z_j = logsumexp over the training points of log r_j (eq. 2), from the

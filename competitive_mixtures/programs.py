@@ -14,6 +14,7 @@ from competitive_mixtures import auto_k
 from competitive_mixtures import models
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import ratio as ratio_lib
+from competitive_mixtures.ratio import base as ratio_base
 from competitive_mixtures import seeding
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
@@ -33,7 +34,8 @@ LATENT_STREAM = 2**31 - 5
 
 @dataclasses.dataclass(frozen=True)
 class Programs:
-    """The models, optimizers and compiled steps of one run."""
+    """The models, optimizers and compiled steps of one run (a `ratio.base.RoundPrograms`
+    for the end of a round)."""
 
     gen_model: Any
     disc_model: Any
@@ -47,19 +49,19 @@ class Programs:
     m_groups: int
     disc_step: Any
     score: Any
-    assigner: Any
+    assigner: ratio_base.Assigner
     strategy: strategies.Strategy
     # The density-ratio estimator (`ratio/`); `disc_model`, `disc_optimizer`,
     # `disc_step` and `score` are its network, optimizer, fit step and batch
     # scorer (None for the kernel estimator, which trains nothing).
-    ratio: Any
+    ratio: ratio_base.RatioEstimator
     # The k-means model of Lemma 2: the M-step is exact (the mean of the owned
     # points), not gradient steps.
     exact: bool
     # With `auto_k`: every component's log-likelihood bound at given points
     # (the ELBO or exact estimator, `log_ratios(None, gen, x, key)` -> `[B, K]`),
     # for the held-out criterion of `auto_k.py`; None otherwise.
-    likelihood: Any = None
+    likelihood: ratio_base.RatioEstimator | None = None
 
 
 def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
@@ -89,7 +91,7 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
         disc_step=estimator.step,
         score=estimator.score,
         assigner=steps.make_assigner(mesh, config.balance.min_points,
-                                     getattr(estimator, "normalise", True)),
+                                     estimator.normalise),
         strategy=strategies.get(config.strategy), ratio=estimator, exact=exact,
         likelihood=(ratio_lib.make_likelihood(config, gen_model, data_shape, mesh)
                     if config.auto_k.enabled else None))

@@ -24,6 +24,7 @@ import numpy as np
 from competitive_mixtures import assign
 from competitive_mixtures import auto_k
 from competitive_mixtures import boosting
+from competitive_mixtures.ratio.base import RoundPrograms
 
 
 class RoundKeys(NamedTuple):
@@ -92,7 +93,7 @@ class Strategy:
             return count / jnp.sum(count)
         return jnp.full(count.shape, 1.0 / count.shape[0])
 
-    def end_round(self, config: ml_collections.ConfigDict, programs, state, gen, x,
+    def end_round(self, config: ml_collections.ConfigDict, programs: RoundPrograms, state, gen, x,
                   keys: RoundKeys, record: dict, validation=None) -> dict:
         """What follows the M-step of round `state.round`: the state's fields that
         change (always disc, owner, alpha and sets; gen, active and search when
@@ -114,8 +115,8 @@ class Strategy:
                 "sets": state.sets}
 
 
-def reassign(config: ml_collections.ConfigDict, programs, state, gen, x, keys: RoundKeys,
-             record: dict, validation=None) -> dict:
+def reassign(config: ml_collections.ConfigDict, programs: RoundPrograms, state, gen, x,
+             keys: RoundKeys, record: dict, validation=None) -> dict:
     """The competition (Algorithm 1, steps 2-3): the ratio estimator is fitted to the
     data vs every active component, and every point goes to its best active
     component (`assign.assign`, with load balancing); with `auto_k` the search
@@ -141,7 +142,7 @@ def reassign(config: ml_collections.ConfigDict, programs, state, gen, x, keys: R
     return fields
 
 
-def add_component(config: ml_collections.ConfigDict, programs, state, gen, x,
+def add_component(config: ml_collections.ConfigDict, programs: RoundPrograms, state, gen, x,
                   keys: RoundKeys, record: dict):
     """The end of a boosting stage (AdaGAN): the component just trained joins the mixture.
 

@@ -88,7 +88,7 @@ def read_json(path: str) -> Any:
     try:
         with epath.Path(path).open() as f:
             return json.load(f)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise errors.WorkdirError(
             f"{path} is not valid JSON ({error}); restore it, or use a new --workdir") from None
 

@@ -1,5 +1,6 @@
 """Choosing K (`auto_k`): the active mask, the moves, and runs that find the number of blobs."""
 
+import inspect
 import json
 import os
 
@@ -16,6 +17,7 @@ from competitive_mixtures import data as data_lib
 from competitive_mixtures import seeding
 from competitive_mixtures import sharding
 from competitive_mixtures import train
+from competitive_mixtures.mixture import Mixture
 from competitive_mixtures.state import Stack
 from conftest import load_config
 
@@ -142,40 +144,178 @@ def _kmeans(modes, start, capacity, rounds):
     return c
 
 
-def _kept_removal_costs(workdir) -> list[float]:
-    """How much each kept removal lowered the criterion (nats per point)."""
+def _events(workdir) -> list[tuple[int, dict]]:
+    """`(round, event)` of every auto_k event in the run's metrics.jsonl, in order."""
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        events = [e for line in f for e in json.loads(line)["auto_k"]["events"]]
-    return [e["criterion_without"] - e["criterion_with"] for e in events
-            if e["event"] == "removal kept"]
+        records = [json.loads(line) for line in f]
+    return [(r["round"], e) for r in records for e in r["auto_k"]["events"]]
+
+
+def _mixture_bound(log_lik, weights, used):
+    """Per point log sum_{j used} w_j exp(L_j(x_i)) `[V]`, and each point's best
+    component `[V]`, in float64 numpy (written here, not `auto_k.criterion`)."""
+    log_lik = np.asarray(log_lik, np.float64)
+    used = np.asarray(used, bool)
+    joint = np.where(used[None, :], log_lik + np.log(np.where(used, weights, 1.0))[None, :],
+                     -np.inf)
+    top = joint.max(axis=1)
+    return top + np.log(np.exp(joint - top[:, None]).sum(axis=1)), joint.argmax(axis=1)
+
+
+def _unit_gaussian_log_densities(x, centres):
+    """`[V, J]` log N(x_i; mu_j, I): the k-means family's exact log-densities."""
+    x, centres = np.asarray(x, np.float64), np.asarray(centres, np.float64)
+    sq = np.sum((x[:, None, :] - centres[None, :, :]) ** 2, axis=-1)
+    return -0.5 * sq - 0.5 * x.shape[1] * np.log(2 * np.pi)
+
+
+def _nearest_shares(x, centres):
+    """The share of the points `x` nearest to each centre: the mixture weights a
+    k-means assignment pass gives them (exact log-densities, no balancing)."""
+    owner = _unit_gaussian_log_densities(x, centres).argmax(axis=1)
+    return np.bincount(owner, minlength=len(centres)) / len(x)
+
+
+def _refit(x, centres, iterations=20):
+    """k-means (Lloyd's iterations) on the points `x` from `centres` `[J, D]`."""
+    x, centres = np.asarray(x, np.float64), np.array(centres, np.float64)
+    for _ in range(iterations):
+        owner = _unit_gaussian_log_densities(x, centres).argmax(axis=1)
+        for j in range(len(centres)):
+            if np.any(owner == j):
+                centres[j] = x[owner == j].mean(axis=0)
+    return centres
+
+
+def _kmeans_criterion(dataset, validation, centres):
+    """C of unit-variance Gaussians at `centres`, weighted by their nearest
+    training points (what the assignment pass gives them)."""
+    weights = _nearest_shares(dataset.x, centres)
+    return _mixture_bound(_unit_gaussian_log_densities(validation, centres), weights,
+                          weights > 0)[0].mean()
+
+
+def _record_steps(monkeypatch) -> list[tuple[dict, dict]]:
+    """Records every `auto_k.step` of a run: (its arguments by name, what it returned)."""
+    calls = []
+    step = auto_k.step
+    signature = inspect.signature(step)
+
+    def recorded(*args, **kwargs):
+        fields = step(*args, **kwargs)
+        calls.append((signature.bind(*args, **kwargs).arguments, fields))
+        return fields
+
+    monkeypatch.setattr(auto_k, "step", recorded)
+    return calls
+
+
+def _kept_removal_costs(workdir, calls, dataset, validation) -> list[tuple[int, float]]:
+    """`(round, cost)` of every kept removal of a k-means run whose steps `calls`
+    recorded, the cost recomputed from the centroids: C when the removal was
+    tried (the removed one in) minus C when it was kept (nats per point). The
+    logged criteria of both are checked against these."""
+    def bound(gen, active):
+        centres = np.asarray(gen.params["mu"], np.float64)[np.asarray(active, bool)]
+        return _kmeans_criterion(dataset, validation, centres)
+
+    by_round = {int(args["state"].round): (args, fields) for args, fields in calls}
+    costs, start = [], None
+    for r, e in _events(workdir):
+        args, fields = by_round[r]
+        if e["event"] == "removal tried":
+            # The mixture the removal starts from: the step's output, the removed one in.
+            with_it = np.asarray(fields["active"], bool).copy()
+            with_it[e["component"]] = True
+            start = bound(fields["gen"], with_it)
+            assert start == pytest.approx(e["criterion"], abs=1e-3)
+        elif e["event"] == "removal kept":
+            # The mixture without it, at the parameters the decision saw.
+            now = bound(args["gen"], args["state"].active)
+            assert now == pytest.approx(e["criterion_with"], abs=1e-3)
+            # The logged cost is judged on the points of the removed component and
+            # of its receivers; it leaves out the other points, which barely change.
+            logged = e["criterion_without"] - e["criterion_with"]
+            assert start - now == pytest.approx(logged, abs=0.02), (r, start - now, logged)
+            costs.append((r, start - now))
+    return costs
 
 
 @pytest.mark.parametrize("modes,start,capacity", [(3, 1, 6), (3, 6, 6), (9, 12, 12)])
-def test_kmeans_family_finds_the_number_of_blobs(modes, start, capacity, tmp_path):
+def test_kmeans_family_finds_the_number_of_blobs(modes, start, capacity, tmp_path, monkeypatch):
     """Growing from one component and pruning from too many both end at one
     component per blob (well-separated unit-variance blobs: the k-means model is
-    the true one, so a split of one blob or a second centre in it does not pay)."""
+    the true one, so a split of one blob or a second centre in it does not pay).
+
+    Checked with the criterion computed here, on the restored run's centroids:
+    every component kept is worth more than `removal_price` (no duplicate
+    left), the mixture is within `min_gain` of the true blob centres (no blob
+    left to split off); and on the centroids of every step: no kept removal
+    cost more than `removal_price`."""
     config = _kmeans(modes, start, capacity, rounds=25 if modes == 3 else 40)
+    calls = _record_steps(monkeypatch)
     summary = train.train_and_evaluate(config, str(tmp_path))
     assert summary["active_components"] == modes
     assert summary["clustering"]["nmi"] >= 0.95
-    with open(tmp_path / "metrics.jsonl") as f:
-        events = [e["event"] for line in f for e in json.loads(line)["auto_k"]["events"]]
+    events = [e["event"] for _, e in _events(tmp_path)]
     kept = "split kept" if start < modes else "removal kept"
     assert kept in events
-    assert all(cost <= config.auto_k.removal_price + 1e-6
-               for cost in _kept_removal_costs(tmp_path))
     assert os.path.exists(tmp_path / "figures" / "counts.png")
 
+    m = Mixture.load(str(tmp_path))
+    config = m.config
+    dataset = data_lib.load(config)
+    # `data.load` gives the points in the models' space (the same here: no data.shift
+    # or data.scale), where the centroids live.
+    assert not data_lib.has_scaling(config)
+    validation, _, _ = auto_k.split_heldout(config, dataset.heldout_x, dataset.heldout_label)
+    active = np.asarray(m.state.active, bool)
+    centres = np.asarray(m.state.gen.params["mu"], np.float64)[active]
+    log_lik = _unit_gaussian_log_densities(validation, centres)
+    # The centroids are what the run scores points with.
+    np.testing.assert_allclose(m.log_ratios(validation, space="model")[:, active], log_lik,
+                               rtol=1e-5, atol=1e-4)
+    alpha = np.asarray(m.alphas, np.float64)[active]
+    final = _mixture_bound(log_lik, alpha, alpha > 0)[0].mean()
+    assert final == pytest.approx(_kmeans_criterion(dataset, validation, centres), abs=1e-3)
 
-def test_removal_price_bounds_what_a_kept_removal_costs(tmp_path):
+    # (a) Each kept component is worth its price: without it (the others refitted
+    # to the training points, as the rounds of a removal's trial would), C falls
+    # by more than `removal_price`.
+    for j in range(len(centres)):
+        rest = _refit(dataset.x, np.delete(centres, j, axis=0))
+        without = _kmeans_criterion(dataset, validation, rest)
+        assert final - without > config.auto_k.removal_price, (j, final, without)
+    # (b) No further split would pay: the true blob centres (the data's own modes,
+    # weighted by their shares of the training points) do better by at most `min_gain`.
+    truth = _unit_gaussian_log_densities(validation, dataset.centres)
+    shares = np.bincount(dataset.label, minlength=modes) / len(dataset.label)
+    best = _mixture_bound(truth, shares, shares > 0)[0].mean()
+    assert final >= best - config.auto_k.min_gain, (final, best)
+    # (c) What each kept removal cost, at the centroids of its trial.
+    costs = _kept_removal_costs(tmp_path, calls, dataset, validation)
+    assert all(cost <= config.auto_k.removal_price + 0.02 for _, cost in costs), costs
+
+
+def test_removal_price_bounds_what_a_kept_removal_costs(tmp_path, monkeypatch):
     """With no price the search removes whole blobs (several nats per point on
     the points they explained) and has to split again; at the default price no
-    kept removal costs more than 0.05 (the test above)."""
+    kept removal costs more than it (the test above).
+
+    The cost of each kept removal is recomputed from the centroids the search
+    had when it tried the removal and when it kept it."""
     config = _kmeans(3, 6, 6, rounds=14)
     config.auto_k.removal_price = 1e3
+    calls = _record_steps(monkeypatch)
     train.train_and_evaluate(config, str(tmp_path))
-    assert max(_kept_removal_costs(tmp_path)) > 1.0
+    dataset = data_lib.load(config)
+    validation, _, _ = auto_k.split_heldout(config, dataset.heldout_x, dataset.heldout_label)
+    costs = _kept_removal_costs(tmp_path, calls, dataset, validation)
+    expensive = [r for r, cost in costs if cost > 1.0]
+    assert expensive, costs
+    # ... after which the search has to split again.
+    assert any(e["event"] == "split kept" and r > expensive[0]
+               for r, e in _events(tmp_path)), _events(tmp_path)
 
 
 def test_a_move_after_an_undone_split_starts_from_the_restored_parent(monkeypatch):
@@ -231,25 +371,88 @@ def _tiny_vae(**auto):
     return c
 
 
-def test_moved_prices_read_each_decision_per_point_of_the_component_moved(tmp_path):
+def test_moved_prices_read_each_decision_per_point_of_the_component_moved(tmp_path,
+                                                                         monkeypatch):
     """With `gain_over='moved'` every decision's gain is the change of C over
-    the fraction of held-out points it concerns, and the prices apply to it."""
-    config = _tiny_vae(gain_over="moved", min_gain=0.2, removal_price=0.2)
+    the fraction of held-out points it concerns, and the prices apply to it.
+
+    Each decision is recomputed from the parameters the search saw (every
+    `auto_k.step` recorded): the bounds of the components on the validation
+    points, drawn as the step draws them, and the shares of the assignment pass.
+    The prices are set so that the run's first removal (about -0.4 nats per
+    held-out point, -1.2 per point of the removed component) and its split
+    (+0.37, +0.93 per point of the parent) are each decided the other way when
+    read per held-out point."""
+    config = _tiny_vae(gain_over="moved", min_gain=0.6, removal_price=0.8)
+    config.num_rounds = 7  # The two removals are undone (rounds 1-4), then a split.
+    calls = _record_steps(monkeypatch)
     train.train_and_evaluate(config, str(tmp_path))
-    with open(tmp_path / "metrics.jsonl") as f:
-        decided = [e for line in f for e in json.loads(line)["auto_k"]["events"]
-                   if "gain" in e]
-    assert decided
-    for e in decided:
-        change = e["criterion_with"] - e["criterion_without"]
-        assert 0 <= e["concerned"] <= 1
-        expected = change / e["concerned"] if e["concerned"] > 0 else 0.0
-        assert e["gain"] == pytest.approx(expected, rel=1e-6, abs=1e-9)
-        kept = e["event"].endswith("kept")
-        if e["event"].startswith("split"):
-            assert kept == (e["gain"] > 0.2)
-        else:
-            assert kept == (e["gain"] >= -0.2)
+    assert config.auto_k.removal_judged_on == "receivers"  # The synthetic preset's.
+
+    def bounds(args, active):
+        """Per point bound `[V]` and best component of the mixture `active` at the
+        parameters and scores a step was given."""
+        # The step's own draws of the ELBO: the first of the three keys it splits.
+        lik_key = jax.random.split(args["key"], 3)[0]
+        log_lik = auto_k.component_log_likelihoods(config, args["programs"], args["gen"],
+                                                   args["validation"], lik_key)
+        alpha = np.asarray(args["programs"].assigner(args["scores"], jnp.asarray(active))[0].alpha)
+        return log_lik, alpha, _mixture_bound(log_lik, alpha, active & (alpha > 0))
+
+    decided, start = [], None
+    for args, fields in calls:
+        events = args["record"]["auto_k"]["events"]
+        trial = np.asarray(args["state"].search.trial)
+        for e in events:
+            if "gain" not in e:
+                continue
+            kind, moved, parent, _, snapshot = (int(v) for v in trial)
+            assert e["event"].startswith(auto_k.MOVES[kind]) and e["component"] == moved
+            active = np.asarray(args["state"].active, bool)
+            log_lik, alpha, (now, best_now) = bounds(args, active)
+            if kind == auto_k.REMOVAL:
+                start_point, start_best = start
+                mine = start_best == moved
+                # Its receivers' points are judged too; the others count as unchanged.
+                judged = mine | np.isin(start_best, best_now[mine])
+                without = now.mean() - np.sum(now[judged] - start_point[judged]) / len(now)
+                concerned = np.mean(mine)
+            else:
+                # The snapshot of the parent in place of parent and child.
+                before = active.copy()
+                before[[parent, moved]], before[snapshot] = False, True
+                weights = alpha.copy()
+                weights[snapshot] = alpha[parent] + alpha[moved]
+                per_point, best = _mixture_bound(log_lik, weights, before & (weights > 0))
+                without, concerned = per_point.mean(), np.mean(best == snapshot)
+            assert e["criterion_with"] == pytest.approx(now.mean(), abs=1e-6)
+            assert e["criterion_without"] == pytest.approx(without, abs=1e-6)
+            assert e["concerned"] == pytest.approx(concerned)
+            assert 0 < concerned <= 1
+            change = now.mean() - without
+            gain = change / concerned
+            assert e["gain"] == pytest.approx(gain, rel=1e-6, abs=1e-9)
+            decided.append((kind, e["event"].endswith("kept"), change, gain))
+        for e in events:
+            if e["event"] == "removal tried":
+                # The mixture it starts from: the step's output, the removed one in.
+                with_it = np.asarray(fields["active"], bool).copy()
+                with_it[e["component"]] = True
+                _, _, start = bounds({**args, "gen": fields["gen"]}, with_it)
+                assert start[0].mean() == pytest.approx(e["criterion"], abs=1e-6)
+
+    def rule(kind, gain):
+        return gain > config.auto_k.min_gain if kind == auto_k.SPLIT else (
+            gain >= -config.auto_k.removal_price)
+
+    assert {kind for kind, *_ in decided} == {auto_k.SPLIT, auto_k.REMOVAL}, decided
+    for kind, kept, change, gain in decided:
+        assert kept == rule(kind, gain), decided
+    # Where it matters: a split and a removal the prices per held-out point of the
+    # whole set would have decided the other way.
+    for kind in (auto_k.SPLIT, auto_k.REMOVAL):
+        assert any(rule(kind, change) != kept for k, kept, change, _ in decided if k == kind), \
+            decided
 
 
 def test_moves_compile_nothing_after_the_first_round():

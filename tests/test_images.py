@@ -16,7 +16,8 @@ from competitive_mixtures import stacking
 from competitive_mixtures.data import images
 from competitive_mixtures.models.base import LinenModel
 from competitive_mixtures.models import conv
-from competitive_mixtures.models.conv import ConvDiscriminator, ConvVAE, decoder_start_shape
+from competitive_mixtures.models.conv import ConvVAE, decoder_start_shape
+from competitive_mixtures.models.discriminator import ConvDiscriminator
 
 # Small networks: the shapes and the update logic are what is tested, and
 # the full CelebA widths would dominate the run time on 2 CPU cores.

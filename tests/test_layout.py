@@ -175,3 +175,60 @@ def test_every_document_the_project_cites_exists():
                 if not (REPO_ROOT / target).exists():
                     missing.append(f"{path.relative_to(REPO_ROOT)} -> {target}")
     assert missing == []
+
+
+EXPERIMENTS = sorted(f"experiments.{m.name}" for m in pkgutil.iter_modules(
+    [str(PACKAGE / "experiments")]))
+DRIVERS = [m for m in EXPERIMENTS if m != "experiments.common"]
+IMPORT_EXPERIMENTS = """
+import importlib, json, sys
+from absl import flags
+for name in json.loads(sys.argv[1]):
+    importlib.import_module(name)
+before = set(flags.FLAGS)
+for name in json.loads(sys.argv[2]):
+    importlib.import_module(name)
+on_import = {n: flags.FLAGS.find_module_defining_flag(n) for n in set(flags.FLAGS) - before}
+defined = {}
+for name in json.loads(sys.argv[3]):
+    start = set(flags.FLAGS)
+    sys.modules[name].define_flags()
+    defined[name] = sorted(set(flags.FLAGS) - start)
+    for flag in defined[name]:
+        delattr(flags.FLAGS, flag)
+print(json.dumps({"on_import": on_import, "defined": defined}))
+"""
+
+
+@pytest.fixture(scope="module")
+def experiment_flags() -> dict:
+    """In one fresh interpreter: the flags that importing every module of experiments/
+    defines (after the rest of the package they import, cli's --verbose among it), and
+    the flags each driver's `define_flags()` defines, one driver after another."""
+    graph = package_imports()
+    rest = sorted({m for e in ["experiments", *EXPERIMENTS] for m in graph[e]
+                   if m != "experiments" and not m.startswith("experiments.")})
+    full = [f"competitive_mixtures.{m}" for m in ["experiments", *EXPERIMENTS]]
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_EXPERIMENTS, json.dumps(
+            [f"competitive_mixtures.{m}" for m in rest]), json.dumps(full),
+         json.dumps([f"competitive_mixtures.{m}" for m in DRIVERS])],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_experiments_defines_no_flags(experiment_flags):
+    """Any set of drivers imports into one process (tests, notebooks): each defines its
+    flags in `define_flags()`, called only when it runs as a program."""
+    assert len(DRIVERS) >= 9 and "experiments.common" in EXPERIMENTS
+    assert experiment_flags["on_import"] == {}
+
+
+def test_every_driver_defines_the_flags_it_reads(experiment_flags):
+    for driver in DRIVERS:
+        defined = set(experiment_flags["defined"][f"competitive_mixtures.{driver}"])
+        source = (PACKAGE / driver.replace(".", "/")).with_suffix(".py").read_text()
+        read = set(re.findall(r"\bFLAGS\.(\w+)", source))
+        assert "workdir" in defined, driver
+        assert read <= defined, (driver, sorted(read - defined))

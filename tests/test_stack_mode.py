@@ -13,6 +13,7 @@ from competitive_mixtures import assign, config as config_lib, loops, models, sh
 from competitive_mixtures import stacking, steps
 from competitive_mixtures.metrics import elbo
 from competitive_mixtures.models import conv, vae
+from competitive_mixtures.models import discriminator as disc_models
 from competitive_mixtures.models.base import LinenModel
 from competitive_mixtures.ratio import discriminator as disc_lib
 
@@ -55,7 +56,7 @@ def test_sequential_m_step_equals_vmapped():
 def test_sequential_disc_step_equals_vmapped():
     """The discriminator fit (K updates and K generators' samples) in both forms."""
     gen_model = _conv_vae("vmap")
-    disc_model = LinenModel(conv.ConvDiscriminator(channels=(4, 8), kernel=3))
+    disc_model = LinenModel(disc_models.ConvDiscriminator(channels=(4, 8), kernel=3))
     optimizer = optax.adam(0.01)
     x = jnp.asarray(np.random.default_rng(0).integers(0, 256, size=(N,) + IMAGE_SHAPE),
                     jnp.uint8)

@@ -11,6 +11,7 @@ import pytest
 
 from competitive_mixtures import assign, config as config_lib, models, sharding, stacking, steps
 from competitive_mixtures.models import conv
+from competitive_mixtures.models import discriminator as disc_models
 from competitive_mixtures.models.base import LinenModel
 from competitive_mixtures.ratio import discriminator as disc_lib
 
@@ -37,7 +38,7 @@ def _copy(tree):
 def setup():
     config = config_lib.base_config()
     gen_model = models.generator(config, DATA_SHAPE)
-    disc_model = models.discriminator_model(config, DATA_SHAPE)
+    disc_model = disc_models.make(config, DATA_SHAPE)
     optimizer = optax.adam(config.model.learning_rate, b1=config.model.b1, b2=config.model.b2)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(B,) + DATA_SHAPE), jnp.float32)
@@ -225,7 +226,7 @@ def test_m_step_result_does_not_depend_on_chunking(setup):
 @pytest.mark.parametrize("mode", ["sequential", "map"])
 def test_sequential_logits_equal_vmapped(mode):
     """Scoring the K discriminators one after another gives the vmapped logits."""
-    model = LinenModel(conv.ConvDiscriminator(channels=(4, 8), kernel=3))
+    model = LinenModel(disc_models.ConvDiscriminator(channels=(4, 8), kernel=3))
     x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 16, 16, 1), np.uint8))
     stack = stacking.init(model, optax.sgd(0.1), jax.random.split(jax.random.PRNGKey(0), 3), x)
     vmapped = stacking.logits(model, stack, x)

@@ -12,7 +12,11 @@ import pytest
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import train
 from competitive_mixtures import restore
-from competitive_mixtures import experiments
+from competitive_mixtures.experiments import capacity
+from competitive_mixtures.experiments import common
+from competitive_mixtures.experiments import digits
+from competitive_mixtures.experiments import mode_coverage
+from competitive_mixtures.experiments import ratios
 from competitive_mixtures.experiments import table1
 from competitive_mixtures.metrics import clustering
 from conftest import run_tool, tree_hashes
@@ -125,21 +129,21 @@ def test_table1_tiny_resumes_after_interruption(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train, "train_and_evaluate", interrupted)
     config = table1.config_for(module, 3, "competitive", "tiny", 0)
-    experiments.run_one(config, str(tmp_path / "a"))
+    common.run_one(config, str(tmp_path / "a"))
     with pytest.raises(KeyboardInterrupt):
-        experiments.run_one(table1.config_for(module, 3, "bagging", "tiny", 0), str(tmp_path / "b"))
+        common.run_one(table1.config_for(module, 3, "bagging", "tiny", 0), str(tmp_path / "b"))
     monkeypatch.setattr(train, "train_and_evaluate", real)
     # A finished run is not trained again; the interrupted one completes.
     mtime = os.path.getmtime(tmp_path / "a" / "eval.json")
-    experiments.run_one(config, str(tmp_path / "a"))
+    common.run_one(config, str(tmp_path / "a"))
     assert os.path.getmtime(tmp_path / "a" / "eval.json") == mtime
-    result = experiments.run_one(table1.config_for(module, 3, "bagging", "tiny", 0),
+    result = common.run_one(table1.config_for(module, 3, "bagging", "tiny", 0),
                             str(tmp_path / "b"))
     assert result["strategy"] == "bagging"
     # A finished run of another config is refused, not taken for this one.
     other = table1.config_for(module, 3, "competitive", "tiny", 0, ["disc.learning_rate=0.123"])
     with pytest.raises(config_lib.ConfigError, match="disc.learning_rate"):
-        experiments.run_one(other, str(tmp_path / "a"))
+        common.run_one(other, str(tmp_path / "a"))
 
 
 def test_driver_overrides_reach_the_config_but_not_the_seeds():
@@ -176,16 +180,13 @@ def test_table1_end_to_end_tiny(tmp_path):
     assert "[-4.59]" in text  # The paper's value sits beside ours.
 
 
-def _table(tmp_path, module: str, call: str, inputs) -> str:
-    """The table `experiments.MODULE` writes for `inputs`: `call` runs with `inputs` (from
-    JSON) and `path` bound, in a subprocess, since each experiment module defines the
-    same absl flags."""
-    (tmp_path / "inputs.json").write_text(json.dumps(inputs))
-    script = (f"import json, sys; from competitive_mixtures.experiments import {module}; "
-              f"inputs = json.load(open(sys.argv[1])); path = sys.argv[2]; {call}")
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "inputs.json"),
-                    str(tmp_path / "table.md")], cwd=REPO, check=True, timeout=120)
-    return (tmp_path / "table.md").read_text()
+def _table(tmp_path, write_table, *args) -> str:
+    """The markdown a driver's `write_table(*args, path)` writes and returns (the drivers
+    define no flags when imported, so they are imported together here)."""
+    path = tmp_path / "table.md"
+    text = write_table(*args, str(path))
+    assert path.read_text() == text
+    return text
 
 
 def test_digits_table_gives_per_seed_values_and_paired_verdicts(tmp_path):
@@ -196,25 +197,25 @@ def test_digits_table_gives_per_seed_values_and_paired_verdicts(tmp_path):
 
     results = {"competitive": [run(0.6, 50.0), run(0.5, 60.0), run(0.55, 70.0)],
                "vae8": [run(0.0, 80.0, 1), run(0.0, 55.0, 1), run(0.0, 90.0, 1)]}
-    kmeans = "{'KMeans (pixels)': [0.49, 0.48, 0.50]}"
-    text = _table(tmp_path, "digits", f"digits.write_table(inputs, {kmeans}, 3, path)", results)
+    kmeans = {"KMeans (pixels)": [0.49, 0.48, 0.50]}
+    text = _table(tmp_path, digits.write_table, results, kmeans, 3)
     assert "| competitive | 3 | 0.55 +- 0.04 (worst 0.50)" in text
     assert "| KMeans (pixels) | 3 | 0.49 +- 0.01 (worst 0.48)" in text
-    assert "- competitive vs KMeans (pixels), NMI: " + experiments.verdict(
+    assert "- competitive vs KMeans (pixels), NMI: " + common.verdict(
         [0.6, 0.5, 0.55], [0.49, 0.48, 0.50]) in text
-    assert "- competitive vs vae8, domain FID: " + experiments.verdict(
+    assert "- competitive vs vae8, domain FID: " + common.verdict(
         [50.0, 60.0, 70.0], [80.0, 55.0, 90.0], higher_is_better=False) in text
     assert "| 1 | 0.500 / 60.0 | - / 55.0 | 0.480 |" in text
 
     # A run not finished on a seed (None) is left out of its row and of the verdicts
     # on that seed; a second KMeans row is shown, the first one judges.
     results["competitive"][2] = None
-    kmeans = "{'KMeans K=15 (pixels)': [0.49, 0.48, 0.50], 'KMeans K=10 (pixels)': [0.4] * 3}"
-    text = _table(tmp_path, "digits", f"digits.write_table(inputs, {kmeans}, 3, path)", results)
+    kmeans = {"KMeans K=15 (pixels)": [0.49, 0.48, 0.50], "KMeans K=10 (pixels)": [0.4] * 3}
+    text = _table(tmp_path, digits.write_table, results, kmeans, 3)
     assert "| competitive | 2 | 0.55 +- 0.05 (worst 0.50)" in text
-    assert "- competitive vs KMeans K=15 (pixels), NMI: " + experiments.verdict(
+    assert "- competitive vs KMeans K=15 (pixels), NMI: " + common.verdict(
         [0.6, 0.5], [0.49, 0.48]) in text
-    assert "- competitive vs vae8, domain FID: " + experiments.verdict(
+    assert "- competitive vs vae8, domain FID: " + common.verdict(
         [50.0, 60.0], [80.0, 55.0], higher_is_better=False) in text
     assert "| KMeans K=10 (pixels) | 3 | 0.40 +- 0.00 (worst 0.40)" in text
     assert "| 2 | - | - / 90.0 | 0.500 | 0.400 |" in text
@@ -227,8 +228,7 @@ def test_mode_coverage_table_gives_worst_seeds_verdicts_and_every_seed(tmp_path)
 
     results = {"ring": {"competitive": [run(8, 0.6, 1.0), run(8, 0.7, 2.0), run(8, 0.5, 1.5)],
                         "single": [run(8, 0.7, 0.5), run(2, 0.1, 0.0), run(8, 0.8, 1.0)]}}
-    text = _table(tmp_path, "mode_coverage", "mode_coverage.write_table(inputs, 3, 'ns', path)",
-                  results)
+    text = _table(tmp_path, mode_coverage.write_table, results, 3, "ns")
     # Coverage: one seed won, two tied; share: won 1 of 3, mean behind.
     assert ("| ring (K=8) | modes covered | 8.00 +- 0.00 (worst 8.00) | 6.00 +- 2.83 (worst "
             "2.00) | not established (1/3 seeds, 2 tied, mean +2.00) |") in text
@@ -245,7 +245,7 @@ def test_capacity_table_gives_worst_seeds_and_verdicts_per_width(tmp_path):
 
     results = {"16": {"competitive": [run(300.0, 0.5, 0.1), run(200.0, 0.6, 0.2)],
                       "single": [run(250.0, 0.6, 0.0), run(260.0, 0.7, 0.1)]}}
-    text = _table(tmp_path, "capacity", "capacity.write_table(inputs, 2, path)", results)
+    text = _table(tmp_path, capacity.write_table, results, 2)
     # FID: lower is better, so the worst seed is the highest; one seed won of two.
     assert ("| 16 filters | domain FID | 250.00 +- 50.00 (worst 300.00) | 255.00 +- 5.00 "
             "(worst 260.00) | not established (1/2 seeds, mean -5.00) |") in text
@@ -262,9 +262,7 @@ def test_ratios_tables_give_worst_seeds_and_verdicts_against_the_papers_estimato
     results = {"modes3": {"competitive": [run(-4.0, 0.9, 1.0), run(-4.1, 0.8, 0.9)],
                           "kernel": [run(-4.2, 0.9, 0.9), run(-4.0, 0.9, 0.8)]}}
     seconds = {"modes3": {"competitive": [1.0, 1.2], "kernel": [3.0, 3.2]}}
-    text = _table(tmp_path, "ratios",
-                  "ratios.write_tables(inputs[0], inputs[1], [], [], 2, 'quick', path)",
-                  [results, seconds])
+    text = _table(tmp_path, ratios.write_tables, results, seconds, [], [], 2, "quick")
     assert "| modes3 | -4.05 +- 0.05 (worst -4.10) | -4.10 +- 0.10 (worst -4.20) |" in text
     # KDE: one seed won, one lost; NMI: both won.
     assert "| modes3 | not established (1/2 seeds, mean +0.05) |" in text

@@ -173,7 +173,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Images, ratio.kind='discriminator': what the discriminators read. 'pixels'
     # (conv discriminators of disc.channels) or 'latent': an MLP of disc.hidden
     # on the latent means of a fixed encoder, the one init_split='latent' trains
-    # on all the points (conv VAE components; models/conv.py LatentDiscriminator).
+    # on all the points (conv VAE components; models/discriminator.py LatentDiscriminator).
     # The ratio is then that of the densities of the latent means.
     c.disc.features = "pixels"
     # Independently initialised copies of every discriminator (or classifier),

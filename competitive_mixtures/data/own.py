@@ -41,6 +41,12 @@ _GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 # Checks.
 
 
+def nonfinite_rows(x: np.ndarray) -> tuple[int, int]:
+    """(how many points of `x` `[N, ...]` hold NaN or inf, the row of the first; -1 if none)."""
+    bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    return int(bad.sum()), int(np.argmax(bad)) if bad.any() else -1
+
+
 def check_points(x: np.ndarray, where: str) -> np.ndarray:
     """`x` as float32 `[N, D]` points or uint8 `[N, H, W, C]` images, or DataError."""
     x = np.asarray(x)
@@ -54,10 +60,10 @@ def check_points(x: np.ndarray, where: str) -> np.ndarray:
         raise DataError(f"{where}: an array of dtype {x.dtype}; {expected}")
     if x.ndim == 2:
         x = x.astype(np.float32)
-        bad = ~np.isfinite(x).all(axis=1)
-        if bad.any():
-            raise DataError(f"{where}: {int(bad.sum())} of the {len(x)} points hold NaN or "
-                            f"inf (the first at row {int(np.argmax(bad))}); drop or fill them")
+        bad, first = nonfinite_rows(x)
+        if bad:
+            raise DataError(f"{where}: {bad} of the {len(x)} points hold NaN or inf (the "
+                            f"first at row {first}); drop or fill them")
         return x
     if x.dtype != np.uint8:
         raise DataError(f"{where}: images of dtype {x.dtype}; images are uint8 (0..255): "

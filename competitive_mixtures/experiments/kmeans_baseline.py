@@ -22,21 +22,28 @@ from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
 from competitive_mixtures.metrics import clustering
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "KMeans seeds (mean +- std is printed).")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The driver's flags, defined when it runs as a program (importing it defines none,
+    so it imports beside the other drivers)."""
+    flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
+    flags.DEFINE_integer("seeds", 3, "KMeans seeds (mean +- std is printed).")
 
 
 def main(argv):
     del argv
-    with open(os.path.join(_WORKDIR.value, "config.json")) as f:
+    workdir = FLAGS.workdir
+    with open(os.path.join(workdir, "config.json")) as f:
         config = config_lib.from_dict(json.load(f))
     dataset = data_lib.load(config)
-    with np.load(os.path.join(_WORKDIR.value, "assignments.npz")) as f:
+    with np.load(os.path.join(workdir, "assignments.npz")) as f:
         owner, label = f["assignment"], f["label"]
     if not np.array_equal(label, dataset.label):
         raise SystemExit("error: the workdir's labels differ from the config's dataset")
     k = config.num_components
-    summary_path = os.path.join(_WORKDIR.value, "summary.json")
+    summary_path = os.path.join(workdir, "summary.json")
     if config.auto_k.enabled and os.path.exists(summary_path):
         with open(summary_path) as f:
             k = json.load(f)["active_components"]
@@ -44,7 +51,7 @@ def main(argv):
     points = data_lib.to_data_space(dataset.x).reshape(len(dataset.x), -1)
     runs = [clustering.clustering_scores(
         KMeans(k, n_init=10, random_state=seed).fit_predict(points), label, k)
-        for seed in range(_SEEDS.value)]
+        for seed in range(FLAGS.seeds)]
     print(f"{dataset.name}, K={k}, {len(points)} points")
     print(f"  {'':24} {'nmi':>14} {'ari':>14} {'purity':>14}")
     print(f"  {'competitive (this run)':24} " +
@@ -57,5 +64,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     app.run(main)

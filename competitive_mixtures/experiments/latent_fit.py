@@ -186,7 +186,7 @@ def table(result: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def _define_flags() -> None:
+def define_flags() -> None:
     """The command line's flags, defined only when run as a program (tests import
     this module beside other tools that define --workdir)."""
     flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
@@ -224,6 +224,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    _define_flags()
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

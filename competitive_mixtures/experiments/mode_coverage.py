@@ -13,7 +13,7 @@ resume). Both methods take the same number of generator updates in total.
 Writes `WORKDIR/mode_coverage.md`: modes covered, share of high-quality
 samples (within 3 standard deviations of a centre) and KDE log-likelihood,
 mean +- std over seeds with the worst seed, the verdict of competitive
-against single over paired seeds (`experiments.verdict`) and every seed's
+against single over paired seeds (`common.verdict`) and every seed's
 values; and `WORKDIR/samples_{data}.png`.
 """
 
@@ -26,16 +26,23 @@ from absl import flags
 from absl import logging
 
 from competitive_mixtures import cli
-from competitive_mixtures import experiments
+from competitive_mixtures.experiments import common
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
-_SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds per method and dataset.")
-_MODEL = flags.DEFINE_enum("model", "ns", ["ns", "wgan_gp", "wgan_clip", "avb", "gram"],
-                           "Component family (GAN losses or configs/families.py models).")
-_DATASETS = flags.DEFINE_list("datasets", ["ring", "grid"],
-                              "Any of ring, grid, gaussians5.")
-_PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "tiny"],
-                            "quick: about a minute per run on a CPU; tiny: tests.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The driver's flags, defined when it runs as a program (importing it defines none,
+    so it imports beside the other drivers)."""
+    flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
+    flags.DEFINE_integer("seeds", 5, "Seeds per method and dataset.")
+    flags.DEFINE_enum("model", "ns", ["ns", "wgan_gp", "wgan_clip", "avb", "gram"],
+                      "Component family (GAN losses or configs/families.py models).")
+    flags.DEFINE_list("datasets", ["ring", "grid"], "Any of ring, grid, gaussians5.")
+    flags.DEFINE_enum("preset", "quick", ["quick", "tiny"],
+                      "quick: about a minute per run on a CPU; tiny: tests.")
+    common.define_flags()
+
 
 METHODS = ("competitive", "single")
 
@@ -49,7 +56,7 @@ def config_for(config_dir: str, data: str, method: str, model: str, preset: str,
         name, parts = "gan_ring", parts + [f"loss={model}"]
     else:
         name, parts = "families", parts + [f"model={model}"]
-    return experiments.seeded_config(name, parts, config_dir, seed, overrides)
+    return common.seeded_config(name, parts, config_dir, seed, overrides)
 
 
 ROWS = (("modes covered", lambda r: r["modes"]["modes_covered"]),
@@ -66,9 +73,9 @@ def write_table(results: dict, seeds: int, model: str, path: str) -> str:
         k = results[data]["competitive"][0]["num_components"]
         for name, getter in ROWS:
             values = {m: [getter(r) for r in results[data][m]] for m in METHODS}
-            cells = [experiments.spread(values[m]) for m in METHODS]
+            cells = [common.spread(values[m]) for m in METHODS]
             lines.append(f"| {data} (K={k}) | {name} | " + " | ".join(cells) + " | "
-                         + experiments.verdict(values["competitive"], values["single"]) + " |")
+                         + common.verdict(values["competitive"], values["single"]) + " |")
     lines += ["", "Per seed (competitive / single):", "",
               "| data | metric | " + " | ".join(f"seed {s}" for s in range(seeds)) + " |",
               "|---" * (seeds + 2) + "|"]
@@ -77,33 +84,34 @@ def write_table(results: dict, seeds: int, model: str, path: str) -> str:
             cells = [f"{getter(c):.2f} / {getter(s):.2f}" for c, s in
                      zip(results[data]["competitive"], results[data]["single"])]
             lines.append(f"| {data} | {name} | " + " | ".join(cells) + " |")
-    return experiments.write_lines(lines, path)
+    return common.write_lines(lines, path)
 
 
 def sample_figure(workdir: str, data: str, path: str) -> None:
-    experiments.sample_figure(
+    common.sample_figure(
         {method: os.path.join(workdir, data, method, "seed0") for method in METHODS},
         path, title=f"{data}: samples (grey: held-out data)")
 
 
 def main(argv):
     del argv
-    results = {d: {m: [] for m in METHODS} for d in _DATASETS.value}
-    for seed in range(_SEEDS.value):
-        for data in _DATASETS.value:
+    workdir, seeds, datasets, model = FLAGS.workdir, FLAGS.seeds, FLAGS.datasets, FLAGS.model
+    results = {d: {m: [] for m in METHODS} for d in datasets}
+    for seed in range(seeds):
+        for data in datasets:
             for method in METHODS:
-                config = config_for(experiments.CONFIG_DIR.value, data, method, _MODEL.value,
-                                    _PRESET.value, seed, experiments.OVERRIDES.value)
-                run = os.path.join(_WORKDIR.value, data, method, f"seed{seed}")
+                config = config_for(FLAGS.config_dir, data, method, model, FLAGS.preset, seed,
+                                    FLAGS.set)
+                run = os.path.join(workdir, data, method, f"seed{seed}")
                 logging.info("mode_coverage: %s, %s, seed %d -> %s", data, method, seed, run)
-                results[data][method].append(experiments.run_one(config, run))
-    text = write_table(results, _SEEDS.value, _MODEL.value,
-                       os.path.join(_WORKDIR.value, "mode_coverage.md"))
-    for data in _DATASETS.value:
-        sample_figure(_WORKDIR.value, data, os.path.join(_WORKDIR.value, f"samples_{data}.png"))
+                results[data][method].append(common.run_one(config, run))
+    text = write_table(results, seeds, model, os.path.join(workdir, "mode_coverage.md"))
+    for data in datasets:
+        sample_figure(workdir, data, os.path.join(workdir, f"samples_{data}.png"))
     print(text)
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

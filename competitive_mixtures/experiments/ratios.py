@@ -36,22 +36,29 @@ import numpy as np
 from competitive_mixtures import cli
 from competitive_mixtures import config as config_lib
 from competitive_mixtures import data as data_lib
-from competitive_mixtures import experiments
 from competitive_mixtures import sharding
 from competitive_mixtures import train
 from competitive_mixtures import workdir as workdir_lib
+from competitive_mixtures.experiments import common
 from competitive_mixtures.ratio import kernel
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the tables.")
-_SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds per method and dataset.")
-_PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "tiny"],
-                            "quick: the default schedule; tiny: a smoke test.")
-_DATASETS = flags.DEFINE_list("datasets", ["modes3", "modes5", "modes9", "ring", "grid"],
-                              "Datasets to run.")
-_METHODS = flags.DEFINE_list("methods", ["competitive", "kernel", "multiclass", "boosting"],
-                             "Methods to run.")
-_TIMING_POINTS = flags.DEFINE_integer("timing_points", 64000,
-                                      "N of the assignment-pass timing (0: skip it).")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The driver's flags, defined when it runs as a program (importing it defines none,
+    so it imports beside the other drivers)."""
+    flags.DEFINE_string("workdir", None, "Directory for all runs and the tables.")
+    flags.DEFINE_integer("seeds", 5, "Seeds per method and dataset.")
+    flags.DEFINE_enum("preset", "quick", ["quick", "tiny"],
+                      "quick: the default schedule; tiny: a smoke test.")
+    flags.DEFINE_list("datasets", ["modes3", "modes5", "modes9", "ring", "grid"],
+                      "Datasets to run.")
+    flags.DEFINE_list("methods", ["competitive", "kernel", "multiclass", "boosting"],
+                      "Methods to run.")
+    flags.DEFINE_integer("timing_points", 64000, "N of the assignment-pass timing (0: skip it).")
+    common.define_flags()
+
 
 DATASETS = {"modes3": "modes=3", "modes5": "modes=5", "modes9": "modes=9",
             "ring": "data=ring", "grid": "data=grid"}
@@ -70,7 +77,7 @@ def config_for(config_dir: str, dataset: str, method: str, preset: str, seed: in
                overrides: Sequence[str] = ()):
     """The run's config: configs/synthetic.py with the dataset's and method's arguments."""
     parts = [DATASETS[dataset], METHODS[method]] + ([] if preset == "quick" else [preset])
-    return experiments.seeded_config("synthetic", parts, config_dir, seed, overrides)
+    return common.seeded_config("synthetic", parts, config_dir, seed, overrides)
 
 
 def assignment_seconds(workdir: str) -> float:
@@ -148,20 +155,20 @@ def write_tables(results: dict, seconds: dict, timing: list, nystrom: list, seed
         lines += ["", title, "", header, rule]
         for d in datasets:
             lines.append(f"| {d} | " + " | ".join(
-                experiments.spread([getter(r) for r in results[d][m]]) for m in methods) + " |")
+                common.spread([getter(r) for r in results[d][m]]) for m in methods) + " |")
         if "competitive" in methods and others:
             lines += ["", "The paper's discriminators against each, over paired seeds:", "",
                       "| data | " + " | ".join(f"vs {TITLES[m]}" for m in others) + " |",
                       "|---" * (len(others) + 1) + "|"]
             for d in datasets:
                 ours = [getter(r) for r in results[d]["competitive"]]
-                lines.append(f"| {d} | " + " | ".join(experiments.verdict(
+                lines.append(f"| {d} | " + " | ".join(common.verdict(
                     ours, [getter(r) for r in results[d][m]]) for m in others) + " |")
     lines += ["", ("Mean seconds of an assignment pass in these runs (fit + log ratios + "
                    "assignment; boosting: at the end of each stage)"), "", header, rule]
     for d in datasets:
         lines.append(f"| {d} | " + " | ".join(
-            experiments.mean_std(seconds[d][m]) for m in methods) + " |")
+            common.mean_std(seconds[d][m]) for m in methods) + " |")
     if timing:
         lines += ["", (f"One assignment pass at N = {timing[0]['points']}, "
                        f"K = {timing[0]['components']} ({timing[0]['device']})"), "",
@@ -178,43 +185,45 @@ def write_tables(results: dict, seconds: dict, timing: list, nystrom: list, seed
                    "| same best component |"), "|---|---|---|---|"]
         lines += [(f"| {n['dataset']} | {n['relative_l2']:.2e} | {n['log_mae']:.2e} | "
                    f"{n['argmax_agreement']:.4f} |") for n in nystrom]
-    return experiments.write_lines(lines, path)
+    return common.write_lines(lines, path)
 
 
 def main(argv):
     del argv
-    for name, allowed in ((_DATASETS, DATASETS), (_METHODS, METHODS)):
-        unknown = set(name.value) - set(allowed)
+    workdir, seeds, datasets, methods = FLAGS.workdir, FLAGS.seeds, FLAGS.datasets, FLAGS.methods
+    for name, chosen, allowed in (("datasets", datasets, DATASETS),
+                                  ("methods", methods, METHODS)):
+        unknown = set(chosen) - set(allowed)
         if unknown:
-            raise app.UsageError(f"unknown {name.name} {sorted(unknown)}; "
+            raise app.UsageError(f"unknown {name} {sorted(unknown)}; "
                                  f"choose from {sorted(allowed)}")
     # Runs of one shape (other seeds, resumed runs) reuse each other's compiled programs.
-    jax.config.update("jax_compilation_cache_dir", os.path.join(_WORKDIR.value, "jax_cache"))
+    jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    results = {d: {m: [] for m in _METHODS.value} for d in _DATASETS.value}
-    seconds = {d: {m: [] for m in _METHODS.value} for d in _DATASETS.value}
-    for seed in range(_SEEDS.value):
-        for dataset in _DATASETS.value:
-            for method in _METHODS.value:
-                config = config_for(experiments.CONFIG_DIR.value, dataset, method,
-                                    _PRESET.value, seed, experiments.OVERRIDES.value)
-                run = os.path.join(_WORKDIR.value, dataset, method, f"seed{seed}")
+    results = {d: {m: [] for m in methods} for d in datasets}
+    seconds = {d: {m: [] for m in methods} for d in datasets}
+    for seed in range(seeds):
+        for dataset in datasets:
+            for method in methods:
+                config = config_for(FLAGS.config_dir, dataset, method, FLAGS.preset, seed,
+                                    FLAGS.set)
+                run = os.path.join(workdir, dataset, method, f"seed{seed}")
                 logging.info("ratios: %s, %s, seed %d -> %s", dataset, method, seed, run)
-                results[dataset][method].append(experiments.run_one(config, run))
+                results[dataset][method].append(common.run_one(config, run))
                 seconds[dataset][method].append(assignment_seconds(run))
     timing, nystrom = [], []
-    if _TIMING_POINTS.value:
-        timing = [time_assignment_pass(experiments.CONFIG_DIR.value, kind,
-                                       _TIMING_POINTS.value)
+    if FLAGS.timing_points:
+        timing = [time_assignment_pass(FLAGS.config_dir, kind, FLAGS.timing_points)
                   for kind in ("discriminator", "kernel", "multiclass")]
         nystrom = nystrom_errors()
-    workdir_lib.write_text_atomic(os.path.join(_WORKDIR.value, "ratios.json"), json.dumps(
+    workdir_lib.write_text_atomic(os.path.join(workdir, "ratios.json"), json.dumps(
         {"results": results, "assignment_seconds": seconds, "timing": timing,
          "nystrom": nystrom}, indent=1, default=lambda value: np.asarray(value).tolist()))
-    print(write_tables(results, seconds, timing, nystrom, _SEEDS.value, _PRESET.value,
-                       os.path.join(_WORKDIR.value, "ratios.md")))
+    print(write_tables(results, seconds, timing, nystrom, seeds, FLAGS.preset,
+                       os.path.join(workdir, "ratios.md")))
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

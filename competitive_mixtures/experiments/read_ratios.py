@@ -39,12 +39,19 @@ from competitive_mixtures import workdir as workdir_lib
 from competitive_mixtures.metrics import clustering
 from competitive_mixtures.ratio import base
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
-_KINDS = flags.DEFINE_list("kinds", None, "Estimators to read with (default: the run's own "
-                           "kind, and elbo for a VAE run that did not use it).")
-_FITS = flags.DEFINE_integer("fits", 3, "Fits of a fresh trained estimator, disc.epochs each "
-                             "(0: the run's own kind reads its checkpointed state).")
-_SEEDS = flags.DEFINE_integer("seeds", 2, "Fresh initialisations per trained estimator.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The driver's flags, defined when it runs as a program (importing it defines none,
+    so it imports beside the other drivers)."""
+    flags.DEFINE_string("workdir", None, "Run directory with a finished round.")
+    flags.DEFINE_list("kinds", None, "Estimators to read with (default: the run's own "
+                      "kind, and elbo for a VAE run that did not use it).")
+    flags.DEFINE_integer("fits", 3, "Fits of a fresh trained estimator, disc.epochs each "
+                         "(0: the run's own kind reads its checkpointed state).")
+    flags.DEFINE_integer("seeds", 2, "Fresh initialisations per trained estimator.")
+
 
 # Keys of the readings, apart from the run's own streams.
 READ_STREAM = 2**31 - 5
@@ -80,8 +87,7 @@ def read(config, programs, state, x, kind: str, fits: int, seeds: int) -> list[d
                 disc, _ = estimator.fit(disc, state.gen, x, jax.random.fold_in(key, fit + 1),
                                         key, active)
             scores = estimator.log_ratios(disc, state.gen, x, jax.random.fold_in(key, 0))
-            result = assign.assign(scores, 0, normalise_ratio=getattr(estimator, "normalise",
-                                                                      True),
+            result = assign.assign(scores, 0, normalise_ratio=estimator.normalise,
                                    active=state.active)
             records.append({"seed": seed,
                             "epochs": (fit + 1) * config.disc.epochs if trained else None,
@@ -108,31 +114,32 @@ def table(records: dict, label: np.ndarray, run_owner: np.ndarray, k: int) -> st
 
 def main(argv):
     del argv
-    if _FITS.value < 0 or _SEEDS.value < 1:
-        cli.fail(f"--fits must be >= 0 and --seeds >= 1, got {_FITS.value} and {_SEEDS.value}")
+    if FLAGS.fits < 0 or FLAGS.seeds < 1:
+        cli.fail(f"--fits must be >= 0 and --seeds >= 1, got {FLAGS.fits} and {FLAGS.seeds}")
     try:
-        config, programs, state = restore.restore_run(_WORKDIR.value)
+        config, programs, state = restore.restore_run(FLAGS.workdir)
     except FileNotFoundError as error:
         cli.fail(str(error))
-    kinds = _KINDS.value or [config.ratio.kind] + (
+    kinds = FLAGS.kinds or [config.ratio.kind] + (
         ["elbo"] if getattr(programs.gen_model, "has_elbo", False)
         and config.ratio.kind != "elbo" else [])
     unknown = sorted(set(kinds) - set(ratio_lib.KINDS))
     if unknown:
         cli.fail(f"--kinds: unknown {unknown}; known: {sorted(ratio_lib.KINDS)}")
     dataset, x = train.load_points(config, programs.mesh)
-    with open(workdir_lib.Workdir(_WORKDIR.value).file("assignments.npz"), "rb") as f, \
+    with open(workdir_lib.Workdir(FLAGS.workdir).file("assignments.npz"), "rb") as f, \
             np.load(f) as saved:
         run_owner = saved["assignment"]
     records = {}
     for kind in kinds:
         try:
-            records[kind] = read(config, programs, state, x, kind, _FITS.value, _SEEDS.value)
+            records[kind] = read(config, programs, state, x, kind, FLAGS.fits, FLAGS.seeds)
         except ValueError as error:
             cli.fail(str(error))
     print(table(records, np.asarray(dataset.label), run_owner, config.num_components))
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

@@ -37,15 +37,23 @@ from absl import flags
 import jax
 
 from competitive_mixtures import cli
-from competitive_mixtures import experiments
+from competitive_mixtures.experiments import common
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
-_SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds per method and dataset.")
-_PRESET = flags.DEFINE_enum("preset", "quick", ["quick", "paper", "tiny"],
-                            "quick: minutes on a CPU; paper: the paper's schedule; tiny: tests.")
-_MODES = flags.DEFINE_list("modes", ["3", "5", "9"], "Mode counts (rows of the table).")
-_METHODS = flags.DEFINE_list("methods", None, "Methods (columns); default: all four, and the "
-                             "paper's three (no boosting) with --preset=paper.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The driver's flags, defined when it runs as a program (importing it defines none,
+    so it imports beside the other drivers)."""
+    flags.DEFINE_string("workdir", None, "Directory for all runs and the table.")
+    flags.DEFINE_integer("seeds", 5, "Seeds per method and dataset.")
+    flags.DEFINE_enum("preset", "quick", ["quick", "paper", "tiny"],
+                      "quick: minutes on a CPU; paper: the paper's schedule; tiny: tests.")
+    flags.DEFINE_list("modes", ["3", "5", "9"], "Mode counts (rows of the table).")
+    flags.DEFINE_list("methods", None, "Methods (columns); default: all four, and the "
+                      "paper's three (no boosting) with --preset=paper.")
+    common.define_flags()
+
 
 MODES = (3, 5, 9)
 METHODS_ARGS = {"competitive": "", "bagging": "strategy=bagging", "single150": "vae150",
@@ -65,12 +73,12 @@ PAPER = {3: {"competitive": -4.59, "bagging": -6.49, "single150": -5.42},
 def config_for(config_dir: str, modes: int, method: str, preset: str, seed: int,
                overrides: Sequence[str] = ()):
     parts = [f"modes={modes}", METHODS_ARGS[method]] + ([] if preset == "quick" else [preset])
-    return experiments.seeded_config("synthetic", parts, config_dir, seed, overrides)
+    return common.seeded_config("synthetic", parts, config_dir, seed, overrides)
 
 
 def _cell(values, paper=None) -> str:
     """'mean +- std (worst w)' of per-seed values, with the paper's value beside."""
-    text = f"{experiments.mean_std(values)} (worst {min(values):.2f})"
+    text = f"{common.mean_std(values)} (worst {min(values):.2f})"
     return text + (f" [{paper:.2f}]" if paper is not None else "")
 
 
@@ -90,13 +98,13 @@ def write_table(results: dict, seeds: int, preset: str, path: str) -> str:
         lines.append(f"| {modes} | " + " | ".join(cells) + " |")
     lines += ["", "Competitive against each baseline, KDE log-likelihood over paired seeds "
               "(same data, same initialisation seed): 'beats' needs the mean ahead and "
-              f"{experiments.WIN_SHARE:.0%} of the seeds won.", "",
+              f"{common.WIN_SHARE:.0%} of the seeds won.", "",
               "| modes | " + " | ".join(f"vs {METHOD_NAMES[m]}" for m in methods[1:]) + " |",
               "|---" * len(methods) + "|"]
     for modes in rows:
         ours = [r["kde"]["log_likelihood"] for r in results[modes]["competitive"]]
-        cells = [experiments.verdict(ours, [r["kde"]["log_likelihood"]
-                                            for r in results[modes][m]]) for m in methods[1:]]
+        cells = [common.verdict(ours, [r["kde"]["log_likelihood"]
+                                       for r in results[modes][m]]) for m in methods[1:]]
         lines.append(f"| {modes} | " + " | ".join(cells) + " |")
     for title, getter in (
             ("Held-out ELBO of the mixture (a lower bound on its log-likelihood; higher is "
@@ -120,23 +128,24 @@ def write_table(results: dict, seeds: int, preset: str, path: str) -> str:
     lines += ["", "NMI of bagging is that of a random split, and of a single model 0: "
               "listed for completeness. Boosting's owner of a point is its most responsible "
               "component, argmax_j alpha_j dP_gj/dP_X."]
-    return experiments.write_lines(lines, path)
+    return common.write_lines(lines, path)
 
 
 def sample_figure(workdir: str, modes: int, methods, path: str) -> None:
-    experiments.sample_figure(
+    common.sample_figure(
         {method: os.path.join(workdir, f"modes{modes}", method, "seed0") for method in methods},
         path, title=f"{modes} modes: samples (grey: held-out data)")
 
 
 def main(argv):
     del argv
+    workdir, seeds, preset = FLAGS.workdir, FLAGS.seeds, FLAGS.preset
     # Runs of one shape (other seeds, a resumed run, and the methods' common
     # discriminator and scoring programs) reuse each other's compiled programs.
-    jax.config.update("jax_compilation_cache_dir", os.path.join(_WORKDIR.value, "jax_cache"))
+    jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    modes_list = [int(m) for m in _MODES.value]
-    methods = _METHODS.value or (PAPER_METHODS if _PRESET.value == "paper" else METHODS)
+    modes_list = [int(m) for m in FLAGS.modes]
+    methods = FLAGS.methods or (PAPER_METHODS if preset == "paper" else METHODS)
     unknown = set(methods) - set(METHODS) | set(modes_list) - set(MODES)
     if unknown:
         raise app.UsageError(f"unknown method(s) or mode count(s) {sorted(map(str, unknown))}; "
@@ -145,25 +154,23 @@ def main(argv):
         raise app.UsageError("--methods must start with competitive, which the others are "
                              f"compared with; got {methods}")
     results = {m: {method: [] for method in methods} for m in modes_list}
-    progress = experiments.Progress(_SEEDS.value * len(modes_list) * len(methods), "table1 run")
-    for seed in range(_SEEDS.value):
+    progress = common.Progress(seeds * len(modes_list) * len(methods), "table1 run")
+    for seed in range(seeds):
         for modes in modes_list:
             for method in methods:
-                config = config_for(experiments.CONFIG_DIR.value, modes, method,
-                                    _PRESET.value, seed, experiments.OVERRIDES.value)
-                run = os.path.join(_WORKDIR.value, f"modes{modes}", method, f"seed{seed}")
+                config = config_for(FLAGS.config_dir, modes, method, preset, seed, FLAGS.set)
+                run = os.path.join(workdir, f"modes{modes}", method, f"seed{seed}")
                 progress.step(f"{modes} modes, {method}, seed {seed} -> {run}")
-                result = experiments.run_one(config, run)
-                result["training_seconds"] = experiments.training_seconds(run)
+                result = common.run_one(config, run)
+                result["training_seconds"] = common.training_seconds(run)
                 results[modes][method].append(result)
-    text = write_table(results, _SEEDS.value, _PRESET.value,
-                       os.path.join(_WORKDIR.value, "table1.md"))
+    text = write_table(results, seeds, preset, os.path.join(workdir, "table1.md"))
     for modes in modes_list:
-        sample_figure(_WORKDIR.value, modes, methods,
-                      os.path.join(_WORKDIR.value, f"samples_modes{modes}.png"))
+        sample_figure(workdir, modes, methods, os.path.join(workdir, f"samples_modes{modes}.png"))
     print(text)
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

@@ -6,7 +6,7 @@ import ml_collections
 import optax
 
 from competitive_mixtures import sharding
-from competitive_mixtures.models import avb, conv, discriminator, gan, gram, kmeans, vae
+from competitive_mixtures.models import avb, conv, gan, gram, kmeans, vae
 from competitive_mixtures.models.base import LinenModel, PartOptimizers
 
 
@@ -83,22 +83,6 @@ def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
     if m.family == "kmeans":
         return LinenModel(kmeans.Centroid(data_dim=data_shape[0]))
     raise ValueError(f"unknown model.family {m.family!r}")
-
-
-def discriminator_model(config: ml_collections.ConfigDict,
-                        data_shape: tuple[int, ...]) -> LinenModel:
-    """The assignment discriminator of one component: conv for images (or an MLP on a
-    fixed encoder's latent means, `disc.features='latent'`), MLP otherwise."""
-    if len(data_shape) == 3 and config.disc.features == "latent":
-        m = config.model
-        return LinenModel(conv.LatentDiscriminator(
-            encoder_channels=tuple(m.channels), kernel=m.kernel, latent=m.latent,
-            batch_norm=m.batch_norm, hidden=tuple(config.disc.hidden)))
-    if len(data_shape) == 3:
-        return LinenModel(conv.ConvDiscriminator(channels=tuple(config.disc.channels),
-                                                 kernel=config.disc.kernel,
-                                                 input_blur=config.disc.input_blur))
-    return LinenModel(discriminator.MLPDiscriminator(hidden=tuple(config.disc.hidden)))
 
 
 def generator_optimizer(config: ml_collections.ConfigDict):

@@ -1,9 +1,10 @@
-"""Convolutional VAE and discriminator for images `[B, H, W, C]`.
+"""Convolutional VAE for images `[B, H, W, C]`.
 
-Both take images either as uint8 (0..255, how datasets are stored) or as
+It takes images either as uint8 (0..255, how datasets are stored) or as
 float in [0, 1] (how generators emit samples); uint8 is divided by 255 inside
 the network so that a dataset never has to be held as float. Samples of the
-VAE are float32 in [0, 1], the same data space the discriminator accepts.
+VAE are float32 in [0, 1], the same data space the discriminators
+(models/discriminator.py) accept.
 
 Settings of Locatello et al. (2018):
   MNIST  `ConvVAE(encoder_channels=(8, 16, 32, 64), decoder_channels=(64, 32, 16),
@@ -335,75 +336,6 @@ class ConvVAE(nn.Module):
             return jax.random.bernoulli(x_key, nn.sigmoid(first)).astype(jnp.float32)
         noisy = first + jnp.exp(0.5 * log_var) * jax.random.normal(x_key, first.shape)
         return jnp.clip(noisy, 0.0, 1.0)
-
-
-class LatentDiscriminator(nn.Module):
-    """Images `[B, H, W, C]` -> one logit per image `[B]`, read off a fixed encoder.
-
-    The image passes through a conv VAE's encoder (submodule `features`, the
-    same shape as `ConvEncoder`, evaluation-mode batch norm) and its latent
-    mean through an MLP with leaky ReLU. The encoder's output is cut from the
-    gradient, so training moves the MLP alone: the encoder's parameters are
-    those put there from a trained VAE (`ratio.discriminator.install_features`)
-    and stay so. The discriminator then tells the data from a component's
-    samples by where the encoder places them, so its ratio is that of the two
-    densities of the latent means (`config.disc.features`). `noise` `[B, latent]`,
-    when given, is added to the latent means (`config.disc.input_noise`: the
-    ratio of the two densities smoothed at that scale).
-    """
-
-    encoder_channels: Sequence[int] = (8, 16, 32, 64)
-    kernel: int = 4
-    latent: int = 8
-    batch_norm: bool = True
-    hidden: Sequence[int] = (64, 64)
-    negative_slope: float = 0.2
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True,
-                 noise: jax.Array | None = None) -> jax.Array:
-        del train  # The encoder is fixed: always evaluation mode.
-        z, _ = ConvEncoder(tuple(self.encoder_channels), self.kernel, self.latent,
-                           self.batch_norm, name='features')(to_unit_interval(x), False)
-        z = jax.lax.stop_gradient(z)
-        if noise is not None:
-            z = z + noise
-        for width in self.hidden:
-            z = nn.leaky_relu(nn.Dense(width)(z), self.negative_slope)
-        return nn.Dense(1)(z)[:, 0]
-
-
-class ConvDiscriminator(nn.Module):
-    """Images `[B, H, W, C]` -> one logit per image `[B]`.
-
-    Stride-2 convs ('SAME', so each halves the size, rounding up) with leaky
-    ReLU, then a linear layer. No normalisation layers: the logits of one
-    image must not depend on the rest of the batch, since they are density
-    ratios in the assignment pass. Accepts uint8 (0..255, data) or float in
-    [0, 1] (generator samples); both are mapped to [-1, 1] first, because
-    zero-centred inputs suit the first layer.
-    """
-
-    channels: Sequence[int] = (64, 128, 256)
-    kernel: int = 4
-    negative_slope: float = 0.2
-    # With outputs > 1: `[B, outputs]` logits of a classifier over that many classes.
-    outputs: int = 1
-    # Standard deviation (pixels) of a fixed Gaussian blur applied to every
-    # input first; 0 = none. See `config.disc.input_blur`.
-    input_blur: float = 0.0
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-        x = to_unit_interval(x)
-        if self.input_blur > 0:
-            x = gaussian_blur(x, self.input_blur)
-        x = 2.0 * x - 1.0
-        for width in self.channels:
-            x = nn.Conv(width, (self.kernel, self.kernel), strides=(2, 2), padding='SAME')(x)
-            x = nn.leaky_relu(x, self.negative_slope)
-        logits = nn.Dense(self.outputs)(x.reshape(x.shape[0], -1))
-        return logits[:, 0] if self.outputs == 1 else logits
 
 
 def binarize_images(key: jax.Array | None, x: jax.Array) -> jax.Array:

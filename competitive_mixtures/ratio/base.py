@@ -10,12 +10,16 @@ Estimators fit with `loops.run_chunks` and score with `loops.stream_scores`.
 
 from __future__ import annotations
 
-from typing import Protocol
+import dataclasses
+from typing import Any, Callable, Protocol
 
 import jax
+from jax.sharding import Mesh
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from competitive_mixtures import assign
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import loops
 from competitive_mixtures.state import Stack
@@ -25,6 +29,9 @@ class RatioEstimator(Protocol):
     """The interface `train.run_round` uses (see `ratio/__init__.py` for the kinds)."""
 
     kind: str
+    # Whether the scores are log ratios to normalise over the dataset (assign eq. 2),
+    # or log-likelihoods that the argmax takes as they are.
+    normalise: bool
 
     def init(self, key: jax.Array, example: jax.Array) -> Stack:
         """The estimator's fresh trainable state; `example` is `[B, *data_shape]`."""
@@ -39,7 +46,40 @@ class RatioEstimator(Protocol):
         """`[N, K]` float32 log dP_gj/dP_X at every data point."""
 
 
-class Untrained:
+class Assigner(Protocol):
+    """The assignment pass on scores `[N, K]` (`steps.make_assigner`)."""
+
+    def __call__(self, log_ratio: jax.Array,
+                 active: jax.Array | None = None) -> tuple[assign.Assignment,
+                                                           assign.TrainingSets]:
+        ...
+
+
+class RoundPrograms(Protocol):
+    """What the end of a round (`strategies`, `auto_k`) calls of a run's compiled
+    programs (`programs.Programs` has it)."""
+
+    # The density-ratio estimator of the assignment pass.
+    ratio: RatioEstimator
+    assigner: Assigner
+    # With `auto_k`: every component's log-likelihood bound (ELBO or exact scores,
+    # `log_ratios(None, gen, x, key)` -> `[B, K]`); None otherwise.
+    likelihood: RatioEstimator | None
+    # The k-means model of Lemma 2 (exact log-likelihoods, one draw).
+    exact: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+    """The fields every estimator has: its config (`ratio`, `disc`, `assign`) and the
+    device mesh it scores on."""
+
+    config: ml_collections.ConfigDict
+    mesh: Mesh
+    normalise = True
+
+
+class Untrained(Estimator):
     """What the estimators that train nothing (kernel, ELBO, exact) share: no
     network, optimizer or fit step, an empty `Stack` as state, a fit that
     returns it unchanged."""
@@ -58,12 +98,38 @@ class Untrained:
         return disc, {}
 
 
-class Trained:
+@dataclasses.dataclass(frozen=True)
+class Likelihoods(Untrained):
+    """The estimators that score by each component's own log-likelihood (ELBO,
+    exact): a jitted batch scorer `score(score_args(gen, key), x [B, ...]) -> [B, K]`
+    for `loops.stream_scores`, and no dataset normaliser (the common log p_X(x_i)
+    of the ratio cancels in the argmax)."""
+
+    score: Callable
+    normalise = False
+
+    def score_args(self, gen: Stack, key: jax.Array) -> Any:
+        """What the scorer takes besides the points."""
+        raise NotImplementedError
+
+    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
+        del disc
+        return loops.stream_scores(self.score, self.mesh, self.score_args(gen, key), x,
+                                   self.config.assign.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained(Estimator):
     """The fit / log_ratios skeleton of the estimators with networks (the binary
-    discriminators, the classifiers). A subclass has `config`, `init`, `step`
-    (a chunked fit step for `loops.run_chunks`), `score` (a batch scorer for
-    `loops.stream_scores`) and `mesh`, and says how its fit runs (`fit_plan`)
-    and what it logs (`fit_record`)."""
+    discriminators, the classifiers): `model` (one network) and its `optimizer`,
+    `step` (a chunked fit step for `loops.run_chunks`) and `score` (a batch scorer
+    for `loops.stream_scores`). A subclass has `init`, and says how its fit runs
+    (`fit_plan`) and what it logs (`fit_record`)."""
+
+    model: Any
+    optimizer: Any
+    step: Callable
+    score: Callable
 
     def fit_plan(self, x: points_lib.Data, active: np.ndarray) -> tuple[np.ndarray, int, int,
                                                                          tuple]:

@@ -22,7 +22,7 @@ import optax
 
 from jax.sharding import Mesh
 
-from competitive_mixtures import models
+from competitive_mixtures.models import discriminator as disc_models
 from competitive_mixtures import points as points_lib
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
@@ -144,15 +144,9 @@ class BinaryDiscriminators(base.Trained):
       score: the jitted batch scorer of `steps.make_scorer`.
     """
 
-    config: ml_collections.ConfigDict
-    model: LinenModel
-    optimizer: optax.GradientTransformation
-    step: Callable
-    score: Callable
-    mesh: object
     # Steps per call of `step`, and calls per step (groups of components).
-    chunk: int
-    groups: int
+    chunk: int = 1
+    groups: int = 1
     kind: str = "discriminator"
 
     def init(self, key: jax.Array, example: jax.Array) -> Stack:
@@ -189,7 +183,7 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
          mesh, stack_mode: str = "vmap") -> BinaryDiscriminators:
     """K MLP (vector data) or conv (images) discriminators of `config.disc`, their steps
     run as `stack_mode` ('vmap' or 'sequential') says."""
-    model = models.discriminator_model(config, data_shape)
+    model = disc_models.make(config, data_shape)
     opt = optimizer(config)
     mode = stack_mode
     k = config.num_components

@@ -27,29 +27,18 @@ import ml_collections
 
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
-from competitive_mixtures import loops
 from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
 
 
 @dataclasses.dataclass(frozen=True)
-class ELBOScores(base.Untrained):
-    """Attributes:
-      score: jitted `((gen, key), x [B, ...]) -> [B, K]` ELBOs, B split over devices.
-    """
+class ELBOScores(base.Likelihoods):
+    """`score`: jitted `((gen, key), x [B, ...]) -> [B, K]` ELBOs, B split over devices."""
 
-    config: ml_collections.ConfigDict
-    gen_model: object
-    mesh: object
-    score: object
     kind: str = "elbo"
-    # Scores are log-likelihoods: assign without the dataset normaliser.
-    normalise = False
 
-    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
-        del disc
-        return loops.stream_scores(self.score, self.mesh, (gen, key), x,
-                                  self.config.assign.batch_size)
+    def score_args(self, gen: Stack, key: jax.Array) -> tuple[Stack, jax.Array]:
+        return gen, key
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],
@@ -67,4 +56,4 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
 
     score = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(sharding.AXIS)),
                                   out_specs=P(sharding.AXIS)))
-    return ELBOScores(config=config, gen_model=gen_model, mesh=mesh, score=score)
+    return ELBOScores(config=config, mesh=mesh, score=score)

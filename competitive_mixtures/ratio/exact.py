@@ -15,28 +15,20 @@ import dataclasses
 import jax
 import ml_collections
 
-from competitive_mixtures import loops
 from competitive_mixtures import steps
 from competitive_mixtures.ratio import base
 from competitive_mixtures.state import Stack
 
 
 @dataclasses.dataclass(frozen=True)
-class ExactScores(base.Untrained):
-    """Attributes:
-      score: jitted `(gen, x [B, ...]) -> [B, K]` log-likelihoods, B split over devices.
-    """
+class ExactScores(base.Likelihoods):
+    """`score`: jitted `(gen, x [B, ...]) -> [B, K]` log-likelihoods, B split over devices."""
 
-    config: ml_collections.ConfigDict
-    mesh: object
-    score: object
     kind: str = "exact"
-    # Scores are log-likelihoods: assign without the dataset normaliser.
-    normalise = False
 
-    def log_ratios(self, disc: Stack, gen: Stack, x: jax.Array, key: jax.Array) -> jax.Array:
-        del disc, key
-        return loops.stream_scores(self.score, self.mesh, gen, x, self.config.assign.batch_size)
+    def score_args(self, gen: Stack, key: jax.Array) -> Stack:
+        del key
+        return gen
 
 
 def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ...],

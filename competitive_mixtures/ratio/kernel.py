@@ -153,9 +153,7 @@ class KernelRatio(base.Untrained):
     Nothing is trained: the state is an empty `Stack`.
     """
 
-    config: ml_collections.ConfigDict
     gen_model: object
-    mesh: object
     kind: str = "kernel"
     # No batch scorer: the ratios come from one solve over all points.
     score = None

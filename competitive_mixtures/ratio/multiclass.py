@@ -53,7 +53,6 @@ import optax
 from competitive_mixtures import sharding
 from competitive_mixtures import stacking
 from competitive_mixtures import steps
-from competitive_mixtures.models import conv
 from competitive_mixtures.models import discriminator as disc_models
 from competitive_mixtures.models.base import LinenModel
 from competitive_mixtures.ratio import base
@@ -144,12 +143,6 @@ class MultiClassifier(base.Trained):
       step: its jitted chunked fit step (`make_step`); `score` its scorer.
     """
 
-    config: ml_collections.ConfigDict
-    model: LinenModel
-    optimizer: optax.GradientTransformation
-    step: Callable
-    score: Callable
-    mesh: object
     kind: str = "multiclass"
 
     @property
@@ -175,13 +168,7 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     outputs, or K for `ratio.kind='posterior'`."""
     data_class = config.ratio.kind != "posterior"
     classes = config.num_components + int(data_class)
-    if len(data_shape) == 3:
-        module = conv.ConvDiscriminator(channels=tuple(config.disc.channels),
-                                        kernel=config.disc.kernel, outputs=classes,
-                                        input_blur=config.disc.input_blur)
-    else:
-        module = disc_models.MLPDiscriminator(hidden=tuple(config.disc.hidden), outputs=classes)
-    model = LinenModel(module)
+    model = disc_models.make(config, data_shape, outputs=classes)
     opt = binary.optimizer(config)
     return MultiClassifier(
         config=config, model=model, optimizer=opt, mesh=mesh,
