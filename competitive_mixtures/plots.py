@@ -158,10 +158,13 @@ def class_heatmap(path: str, table: np.ndarray) -> str:
 
 
 def k_curve(path: str, ks: list[int], curves: dict[int, dict[int, float]],
-            picks: dict[int, dict[int, dict]], price: float | None, title: str = "") -> str:
+            picks: dict[int, dict[int, dict]], price: float | None, title: str = "",
+            view: float = 1.0) -> str:
     """The held-out bound against K: each seed's curve faint, mean +- std bold, the band
     within `price` of the mean curve's best shaded, and the K each `auto_k` search
-    (`picks[start][seed]['components']`) ended with marked on its seed's curve."""
+    (`picks[start][seed]['components']`) ended with marked on its seed's curve. The
+    axis shows `view` nats per point below the best (a failed run far below would
+    flatten the rest), and says how many values lie below it."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ks = sorted(ks)
     table = np.array([[curves[s][k] for k in ks] for s in sorted(curves)])
@@ -182,6 +185,14 @@ def k_curve(path: str, ks: list[int], curves: dict[int, dict[int, float]],
             ys.append(pick["bound"])
         ax.scatter(xs, ys, marker=markers[i % len(markers)], s=36, zorder=3,
                    label=f"auto_k from {start}: its K and bound, per seed")
+    best = max(table.max(), max((p["bound"] for by_seed in picks.values()
+                                 for p in by_seed.values()), default=-np.inf))
+    floor = best - view
+    if table.min() < floor:
+        hidden = int(np.sum(table < floor))
+        ax.set_ylim(floor, best + 0.1 * view)
+        ax.text(0.02, 0.02, f"{hidden} seed value(s) below {floor:.2f} not shown",
+                transform=ax.transAxes, fontsize=7, color="0.4")
     ax.set_xlabel("K (components)")
     ax.set_ylabel("held-out bound C (nats per point)")
     ax.set_xticks(ks)
