@@ -145,8 +145,8 @@ class BinaryDiscriminators(base.Trained):
     """
 
     # Steps per call of `step`, and calls per step (groups of components).
-    chunk: int = 1
-    groups: int = 1
+    chunk: int
+    groups: int
     kind: str = "discriminator"
 
     def init(self, key: jax.Array, example: jax.Array) -> Stack:
@@ -185,16 +185,15 @@ def make(config: ml_collections.ConfigDict, gen_model, data_shape: tuple[int, ..
     run as `stack_mode` ('vmap' or 'sequential') says."""
     model = disc_models.make(config, data_shape)
     opt = optimizer(config)
-    mode = stack_mode
     k = config.num_components
-    chunk, unroll, group = steps.calls(mode, k, config.steps_per_chunk, config.unroll_steps,
-                                       config.stack_group)
+    chunk, unroll, group = steps.calls(stack_mode, k, config.steps_per_chunk,
+                                       config.unroll_steps, config.stack_group)
     return BinaryDiscriminators(
         config=config, model=model, optimizer=opt, mesh=mesh, chunk=chunk,
         groups=k // group if group else 1,
         step=make_disc_step(model, gen_model, opt, config.disc.batch_size, chunk, mesh,
-                                  unroll, mode, group, config.disc.binarize,
-                                  config.disc.input_noise),
+                            unroll, stack_mode, group, config.disc.binarize,
+                            config.disc.input_noise),
         score=steps.make_scorer(model, False, mesh,
-                                "map" if config.assign.sequential_components else mode,
+                                "map" if config.assign.sequential_components else stack_mode,
                                 config.disc.binarize))
