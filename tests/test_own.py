@@ -145,6 +145,31 @@ def test_folder_train_test_layout_resize_and_colour(tmp_path):
     assert all((img[..., 0] == img[..., 2]).all() for img in data.x)
 
 
+@pytest.mark.parametrize("layout", ["flat", "train_test"])
+def test_folder_decodes_only_the_images_it_keeps(tmp_path, monkeypatch, layout):
+    x, label = digits_like(40)
+    names = {i: f"{['a', 'b', 'c'][c]}/{i:03d}.png" for i, c in enumerate(label)}
+    if layout == "train_test":
+        names = {i: ("train/" if i < 30 else "test/") + name for i, name in names.items()}
+    write_pngs(tmp_path, {name: x[i] for i, name in names.items()})
+    # What splitting every decoded image gives.
+    read = {part: own.list_images(os.path.join(tmp_path, part)) for part in
+            (["train", "test"] if layout == "train_test" else [""])}
+    every = {part: own.decode_files(files, 0) for part, (files, _, _) in read.items()}
+    train_part = "train" if layout == "train_test" else ""
+    test = (every["test"], read["test"][1]) if layout == "train_test" else (None, None)
+    expected = own.split("image_folder", every[train_part], read[train_part][1], *test,
+                         num_heldout=6, num_points=5, seed=3)
+    decoded = []
+    decode_one = own._decode_one
+    monkeypatch.setattr(own, "_decode_one",
+                        lambda file, size: decoded.append(file) or decode_one(file, size))
+    data = own.image_folder(str(tmp_path), num_heldout=6, num_points=5, seed=3, workers=1)
+    assert len(decoded) == 11  # 5 training and 6 held-out images, of 40.
+    for name in ("x", "label", "heldout_x", "heldout_label"):
+        np.testing.assert_array_equal(getattr(data, name), getattr(expected, name))
+
+
 def test_folder_errors_name_the_problem(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         own.image_folder(str(tmp_path / "none"))

@@ -61,7 +61,7 @@ class Sizes:
 
 FULL = Sizes(round_points=64000, round_components=9, pretrain_epochs=0, timed_rounds=3,
              growth_components=(1, 3, 9, 15, 30), growth_points=(16000, 64000, 256000),
-             vs_loop_mlp_chunks=2, vs_loop_conv_steps=3, reps=3,
+             vs_loop_mlp_chunks=2, vs_loop_conv_steps=5, reps=3,
              digits_arg="paper,offline", digits_components=15, digits_quick_arg="offline",
              digits_batch=0,
              memory_array_points=CELEBA_POINTS, memory_points=CELEBA_POINTS, memory_batch=0)

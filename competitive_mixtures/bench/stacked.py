@@ -91,7 +91,10 @@ def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
 
     Each side is `run(steps_per_component)` and blocks until its work is
     done; `run(0)` compiles it (a conv step takes seconds on a CPU, so the
-    warm-up trains nothing); its seconds are under 'compile'.
+    compiling call trains nothing); its seconds are under 'compile'. Then
+    every side takes one step per component untimed: on this CPU the first
+    timed run after the compilations ran up to 0.8x of the later ones, on
+    either side.
     """
     seconds: dict[str, Any] = {name: [] for name in sides}
     seconds["compile"] = {}
@@ -99,6 +102,8 @@ def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
         start = time.perf_counter()
         run(0)
         seconds["compile"][name] = time.perf_counter() - start
+    for run in sides.values():
+        run(1)
     for _ in range(reps):
         for name, run in sides.items():
             start = time.perf_counter()

@@ -18,6 +18,7 @@ the file and what is wrong.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import time
 import zipfile
@@ -93,36 +94,48 @@ def check_label(label, num_points: int, where: str) -> np.ndarray:
 # Splitting.
 
 
-def split(name: str, x: np.ndarray, label: np.ndarray, test_x: np.ndarray | None,
-          test_label: np.ndarray | None, num_heldout: int, num_points: int | None,
-          seed: int) -> Dataset:
-    """A `Dataset` of the points: held-out points from the test split (a seeded sample of
-    at most `num_heldout`) or carved out of `x`; the training points in a seeded order,
-    subsampled to `num_points`."""
+def choose(name: str, num: int, num_test: int | None, num_heldout: int,
+           num_points: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which of `num` points (and `num_test` test points, if there is a test split) a
+    `Dataset` keeps, before any is read: (the held-out indices, sorted, into the test
+    points or, without them, carved out of the points; the training indices, in a
+    seeded order, subsampled to `num_points`)."""
     rng = np.random.default_rng(seed)
-    if test_x is not None:
-        if test_x.shape[1:] != x.shape[1:]:
-            raise DataError(f"{name}: test points of shape {test_x.shape[1:]} but training "
-                            f"points of shape {x.shape[1:]}")
-        keep = np.sort(rng.permutation(len(test_x))[:min(num_heldout, len(test_x))])
-        heldout_x, heldout_label = test_x[keep], test_label[keep]
-        train = np.arange(len(x))
+    if num_test is not None:
+        held = np.sort(rng.permutation(num_test)[:min(num_heldout, num_test)])
+        train = np.arange(num)
     else:
-        if not 0 < num_heldout < len(x):
-            raise DataError(f"{name}: {len(x)} points cannot spare {num_heldout} held-out "
-                            f"ones; set data.num_heldout below {len(x)}")
-        perm = rng.permutation(len(x))
-        held = np.sort(perm[len(x) - num_heldout:])
-        heldout_x, heldout_label = x[held], label[held]
-        train = perm[:len(x) - num_heldout]
+        if not 0 < num_heldout < num:
+            raise DataError(f"{name}: {num} points cannot spare {num_heldout} held-out "
+                            f"ones; set data.num_heldout below {num}")
+        perm = rng.permutation(num)
+        held = np.sort(perm[num - num_heldout:])
+        train = perm[:num - num_heldout]
     if num_points is not None:
         if not 0 < num_points <= train.size:
             raise DataError(f"{name}: data.num_points={num_points}, but {train.size} training "
                             "points are left after the held-out ones")
         train = train[:num_points]
-    train = rng.permutation(train)
-    return Dataset(x=x[train], label=label[train], heldout_x=heldout_x,
-                   heldout_label=heldout_label, name=name)
+    return held, rng.permutation(train)
+
+
+def _check_test_shape(name: str, x: np.ndarray, test_x: np.ndarray) -> None:
+    if test_x.shape[1:] != x.shape[1:]:
+        raise DataError(f"{name}: test points of shape {test_x.shape[1:]} but training "
+                        f"points of shape {x.shape[1:]}")
+
+
+def split(name: str, x: np.ndarray, label: np.ndarray, test_x: np.ndarray | None,
+          test_label: np.ndarray | None, num_heldout: int, num_points: int | None,
+          seed: int) -> Dataset:
+    """A `Dataset` of the points, split as `choose` says."""
+    if test_x is not None:
+        _check_test_shape(name, x, test_x)
+    held, train = choose(name, len(x), None if test_x is None else len(test_x), num_heldout,
+                         num_points, seed)
+    heldout_x, heldout_label = (x, label) if test_x is None else (test_x, test_label)
+    return Dataset(x=x[train], label=label[train], heldout_x=heldout_x[held],
+                   heldout_label=heldout_label[held], name=name)
 
 
 # ---------------------------------------------------------------------------
@@ -275,25 +288,34 @@ def image_folder(path: str, image_size: int = 0, num_heldout: int = 10000,
         raise DataError(f"{path}: train/ and test/ have different class subfolders "
                         f"({parts['train'][2]} and {parts['test'][2]})")
     files, label, _ = parts["train"]
+    test_files, test_label = parts["test"][:2] if has_test else (None, None)
+    # Only the files the dataset keeps are decoded.
+    held, train = choose("image_folder", len(files), len(test_files) if has_test else None,
+                         num_heldout, num_points, seed)
     start = time.time()
-    test_x = test_label = None
     if has_test:
-        # Only the held-out files that are kept are decoded.
-        test_files, test_label, _ = parts["test"]
-        keep = np.sort(np.random.default_rng(seed).permutation(len(test_files))[:num_heldout])
-        test_x = decode_files([test_files[i] for i in keep], image_size, workers,
+        test_x = decode_files([test_files[i] for i in held], image_size, workers,
                               f"{splits['test']} (held-out)")
-        test_label = test_label[keep]
-    x = decode_files(files, image_size, workers, path)
-    if test_x is not None and test_x.shape[-1] != x.shape[-1]:
+        needed = np.unique(train)
+    else:
+        needed = np.unique(np.concatenate([held, train]))
+    x = decode_files([files[i] for i in needed], image_size, workers, path)
+    if has_test and test_x.shape[-1] != x.shape[-1]:
         # Grey images join colour ones as three equal channels, across splits too.
         x, test_x = (np.repeat(a, 3 // a.shape[-1], axis=-1) for a in (x, test_x))
-    count = len(x) + (0 if test_x is None else len(test_x))
+    count = len(x) + (len(test_x) if has_test else 0)
     elapsed = max(time.time() - start, 1e-9)
     logging.info("%s: %d images decoded in %.1f s (%.0f images/s, %d threads)", path, count,
                  elapsed, count / elapsed,
                  images_lib.decode_workers() if workers is None else workers)
-    return split("image_folder", x, label, test_x, test_label, num_heldout, num_points, seed)
+    at = functools.partial(np.searchsorted, needed)  # A file's row in `x`.
+    if has_test:
+        _check_test_shape("image_folder", x, test_x)
+        heldout_x, heldout_label = test_x, test_label[held]
+    else:
+        heldout_x, heldout_label = x[at(held)], label[held]
+    return Dataset(x=x[at(train)], label=label[train], heldout_x=heldout_x,
+                   heldout_label=heldout_label, name="image_folder")
 
 
 # ---------------------------------------------------------------------------
