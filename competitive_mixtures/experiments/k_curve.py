@@ -15,7 +15,10 @@ L_j the ELBO averaged over `auto_k.elbo_samples` draws (VAE families) or the
 exact log-density (k-means family): a bound on the mixture's held-out
 log-likelihood per point. `--auto=START,...` also runs the preset's `auto=START`
 search (config files that take it, such as configs/synthetic.py) per seed, and
-marks the K it ends with.
+marks the K it ends with. The sweep trains the preset's rounds and a search
+its own (40 in configs/synthetic.py); `--set=num_rounds=40` trains the sweep
+as long as the searches (a search's config is then unchanged, so finished
+searches are reused).
 
 `auto_k`'s target against the curve: the K it finds should lie where the
 sweep's curve of the same seed is within auto_k's price of its best,
