@@ -163,8 +163,9 @@ def k_curve(path: str, ks: list[int], curves: dict[int, dict[int, float]],
     """The held-out bound against K: each seed's curve faint, mean +- std bold, the band
     within `price` of the mean curve's best shaded, and the K each `auto_k` search
     (`picks[start][seed]['components']`) ended with marked on its seed's curve. The
-    axis shows `view` nats per point below the best (a failed run far below would
-    flatten the rest), and says how many values lie below it."""
+    axis shows at least `view` nats per point below the best, and every value
+    down to the lower quartile less 3 interquartile ranges (a failed run far below
+    would flatten the rest), and says how many values lie below it."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ks = sorted(ks)
     table = np.array([[curves[s][k] for k in ks] for s in sorted(curves)])
@@ -187,10 +188,11 @@ def k_curve(path: str, ks: list[int], curves: dict[int, dict[int, float]],
                    label=f"auto_k from {start}: its K and bound, per seed")
     best = max(table.max(), max((p["bound"] for by_seed in picks.values()
                                  for p in by_seed.values()), default=-np.inf))
-    floor = best - view
+    q1, q3 = np.percentile(table, [25, 75])
+    floor = min(best - view, q1 - 3 * (q3 - q1))
     if table.min() < floor:
         hidden = int(np.sum(table < floor))
-        ax.set_ylim(floor, best + 0.1 * view)
+        ax.set_ylim(floor, best + 0.1 * (best - floor))
         ax.text(0.02, 0.02, f"{hidden} seed value(s) below {floor:.2f} not shown",
                 transform=ax.transAxes, fontsize=7, color="0.4")
     ax.set_xlabel("K (components)")

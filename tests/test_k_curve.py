@@ -25,6 +25,13 @@ def test_sweep_scores_runs_by_the_criterion_and_resumes(tmp_path):
     args = ("configs/synthetic.py:tiny", [1, 2], 1, [], workdir, str(REPO / "configs"))
     result = k_curve.run(*args)
     assert os.path.getsize(os.path.join(workdir, "k_curve.png")) > 1000
+    # Every markdown table has as many cells in its header, rule and rows.
+    with open(os.path.join(workdir, "k_curve.md")) as f:
+        tables = [block.splitlines() for block in f.read().split("\n\n")
+                  if block.startswith("|")]
+    assert len(tables) == 2
+    for table in tables:
+        assert len({line.count("|") for line in table}) == 1, table
     with open(os.path.join(workdir, "k_curve.json")) as f:
         assert json.load(f)["curves"] == {"0": {"1": result["curves"]["0"]["1"],
                                                 "2": result["curves"]["0"]["2"]}}

@@ -92,9 +92,12 @@ def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
     Each side is `run(steps_per_component)` and blocks until its work is
     done; `run(0)` compiles it (a conv step takes seconds on a CPU, so the
     compiling call trains nothing); its seconds are under 'compile'. Then
-    every side takes one step per component untimed: on this CPU the first
-    timed run after the compilations ran up to 0.8x of the later ones, on
-    either side.
+    every side makes two untimed runs of `num_steps`: on this CPU the first
+    two runs with steps are slower than the later ones, with no compilation
+    in them (the stacked conv M-step: 1.03 s for 1 step per component, then
+    5.1 s for 5, then 3.8-3.9 s for 5, against the loop's 0.74 s and 3.7-3.8 s;
+    after one untimed run of 5 steps the first timed one still ran at 0.72x
+    of the next).
     """
     seconds: dict[str, Any] = {name: [] for name in sides}
     seconds["compile"] = {}
@@ -102,8 +105,9 @@ def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
         start = time.perf_counter()
         run(0)
         seconds["compile"][name] = time.perf_counter() - start
-    for run in sides.values():
-        run(1)
+    for _ in range(2):
+        for run in sides.values():
+            run(num_steps)
     for _ in range(reps):
         for name, run in sides.items():
             start = time.perf_counter()

@@ -159,15 +159,15 @@ def table(result: dict) -> list[str]:
                      + f" | {common.mean_std(values)} |")
     best = [max(curves[s], key=curves[s].get) for s in range(seeds)]
     band = [sorted(k for k in ks if within_price(curves[s], k, price)) for s in range(seeds)]
-    lines += ["", "| seed | best K | K within the price of the best | "
-              + " | ".join(f"auto from {a}" for a in result["picks"]) + " |",
+    lines += ["", "| " + " | ".join(["seed", "best K", "K within the price of the best"]
+                                     + [f"auto from {a}" for a in result["picks"]]) + " |",
               "|---|---|---|" + "---|" * len(result["picks"])]
     for s in range(seeds):
-        cells = []
+        cells = [str(s), str(best[s]), str(band[s])]
         for start in result["picks"]:
             pick = result["picks"][start][str(s)]
             cells.append(f"{pick['components']} ({'in' if pick['within_price'] else 'out'})")
-        lines.append(f"| {s} | {best[s]} | {band[s]} | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells) + " |")
     for start, by_seed in result["picks"].items():
         hits = sum(p["within_price"] for p in by_seed.values())
         lines.append(f"\nauto from {start}: within the price of the curve's best on {hits} "
