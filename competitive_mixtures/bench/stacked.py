@@ -93,11 +93,11 @@ def _interleaved(sides: dict[str, Callable[[int], None]], num_steps: int,
     done; `run(0)` compiles it (a conv step takes seconds on a CPU, so the
     compiling call trains nothing); its seconds are under 'compile'. Then
     every side makes two untimed runs of `num_steps`: on this CPU the first
-    two runs with steps are slower than the later ones, with no compilation
-    in them (the stacked conv M-step: 1.03 s for 1 step per component, then
-    5.1 s for 5, then 3.8-3.9 s for 5, against the loop's 0.74 s and 3.7-3.8 s;
-    after one untimed run of 5 steps the first timed one still ran at 0.72x
-    of the next).
+    one or two runs with steps can be slower than the later ones, with no
+    compilation in them (the stacked conv M-step: 1.03 s for 1 step per
+    component, then 5.1 s for 5, then 3.8-3.9 s for 5, against the loop's
+    0.74 s and 3.7-3.8 s; after one untimed run of 5 steps the first timed
+    one still ran at 0.72x of the next in one of two bench runs).
     """
     seconds: dict[str, Any] = {name: [] for name in sides}
     seconds["compile"] = {}
