@@ -74,7 +74,7 @@ def make_programs(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
     # 'auto' becomes 'vmap' or 'sequential' here, once, for the generators and the
     # discriminators alike.
     stack_mode = sharding.resolve_stack_mode(config.stack_mode, len(data_shape) == 3)
-    gen_model = models.generator(config, data_shape, stack_mode)
+    gen_model = models.generator(config, data_shape, stack_mode, sharding.step_axis(mesh))
     gen_optimizer = models.generator_optimizer(config)
     estimator = ratio_lib.make(config, gen_model, data_shape, mesh, stack_mode)
     exact = config.model.family == "kmeans"

@@ -100,9 +100,15 @@ def scan_chunk(step: Callable, carry: Stack, num_steps: jax.Array, offset: jax.A
 def _sharded(component_step: Callable, mesh: Mesh, num_batch_args: int,
              stack_mode: str = "vmap") -> Callable:
     """A component step over K (`stacking.stack_step`) as a per-device program:
-    state replicated, batch args split on B (their axis 1)."""
+    state replicated, batch args split on B (their axis 1).
+
+    `component_step` averages over `sharding.step_axis(mesh)`; on one device
+    that is None, it has no collectives, and the replication check, which
+    would add some, is off.
+    """
     return jax.shard_map(stacking.stack_step(component_step, stack_mode), mesh=mesh,
-                         in_specs=(P(),) + (_BATCH,) * num_batch_args, out_specs=(P(), P()))
+                         in_specs=(P(),) + (_BATCH,) * num_batch_args, out_specs=(P(), P()),
+                         check_vma=sharding.step_axis(mesh) is not None)
 
 
 def group_size(num_components: int, largest: int) -> int:
@@ -259,7 +265,7 @@ def make_m_step(model, optimizer, batch_size: int, chunk: int, mesh: Mesh,
         # batch's sharding, rather than a per-device program.
         update = stacking.vmap_step(model.make_step(optimizer))
     else:
-        update = _sharded(model.make_step(optimizer, axis_name=sharding.AXIS), mesh,
+        update = _sharded(model.make_step(optimizer, axis_name=sharding.step_axis(mesh)), mesh,
                           num_batch_args=2, stack_mode=model.stack_mode)
     draws = model.draws_per_example  # None: one point per example.
 

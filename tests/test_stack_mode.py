@@ -10,12 +10,13 @@ import optax
 import pytest
 
 from competitive_mixtures import assign, config as config_lib, loops, models, sharding
-from competitive_mixtures import stacking, steps
+from competitive_mixtures import stacking, steps, train
 from competitive_mixtures.metrics import elbo
 from competitive_mixtures.models import conv, vae
 from competitive_mixtures.models import discriminator as disc_models
 from competitive_mixtures.models.base import LinenModel
 from competitive_mixtures.ratio import discriminator as disc_lib
+from conftest import load_config
 
 K = 2
 N = 40
@@ -190,3 +191,30 @@ def test_vae_encoder_log_variance_cannot_overflow():
     params["params"]["encoder"][last]["bias"] = bias.at[2:].set(500.0)  # exp(250) overflows.
     elbo = module.apply(params, x, jnp.ones((4, 2)), method="elbo")
     assert np.all(np.isfinite(np.asarray(elbo)))
+
+
+def _compiled_steps(config) -> str:
+    """The compiled text of one call of the M-step and of the discriminator step."""
+    programs = train.make_programs(config, (28, 28, 1))
+    k = config.num_components
+    x = jnp.zeros((64, 28, 28, 1), jnp.uint8)
+    state = train.init_state(config, programs, x)
+    zeros, key = jnp.zeros(k, jnp.int32), jax.random.PRNGKey(0)
+    group = (jnp.int32(0),) if programs.m_groups > 1 else ()
+    m_step = programs.m_step.lower(state.gen, x, state.sets, zeros, jnp.int32(0), key, *group)
+    group = (jnp.int32(0),) if programs.ratio.groups > 1 else ()
+    disc_step = programs.disc_step.lower(state.disc, state.gen, x, zeros, jnp.int32(0), key,
+                                         *group)
+    return m_step.compile().as_text() + disc_step.compile().as_text()
+
+
+def test_one_device_steps_have_no_collectives(monkeypatch):
+    """On one device the conv steps are built without the mesh axis: no all-reduce is
+    compiled into them (XLA:CPU would keep one over the single device)."""
+    config = load_config("mnist", "offline,small")
+    config.num_components = 2
+    assert sharding.step_axis(sharding.make_mesh()) is None
+    assert "all-reduce" not in _compiled_steps(config)
+    # Built over the mesh axis (as on several devices), the same steps average over it.
+    monkeypatch.setattr(sharding, "step_axis", lambda mesh: sharding.AXIS)
+    assert "all-reduce" in _compiled_steps(config)

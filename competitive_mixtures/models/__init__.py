@@ -10,12 +10,13 @@ from competitive_mixtures.models import avb, conv, gan, gram, kmeans, vae
 from competitive_mixtures.models.base import LinenModel, PartOptimizers
 
 
-def _gan(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> gan.GANModel:
+def _gan(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
+         axis_name: str | None) -> gan.GANModel:
     m, g = config.model, config.gan
     if len(data_shape) == 3:
         generator_net = gan.ConvGenerator(filters=g.filters, image_shape=tuple(data_shape),
                                           kernel=m.kernel, batch_norm=m.batch_norm,
-                                          axis_name=sharding.AXIS)
+                                          axis_name=axis_name)
         critic = gan.ConvCritic(filters=g.filters, kernel=m.kernel,
                                 spectral_norm=g.spectral_norm)
     else:
@@ -51,17 +52,21 @@ def _gram(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> gra
 
 
 def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
-              stack_mode: str | None = None):
+              stack_mode: str | None = None, axis_name: str | None = sharding.AXIS):
     """The generative model of one component for data of `data_shape`.
 
     `stack_mode` is how the K components' steps run (resolved: 'vmap' or
     'sequential'); `make_programs` resolves `config.stack_mode` once and passes
     it, None resolves it here. Families without a sequential form always vmap.
+    `axis_name` is the mesh axis over which batch norm averages in training
+    (`sharding.step_axis`; None: over the local batch).
     """
     if stack_mode is None:
         stack_mode = sharding.resolve_stack_mode(config.stack_mode, len(data_shape) == 3)
     m = config.model
-    builders = {"gan": _gan, "avb": _avb, "gram": _gram}
+    builders = {"avb": _avb, "gram": _gram}
+    if m.family == "gan":
+        return _gan(config, data_shape, axis_name)
     if m.family in builders:
         return builders[m.family](config, data_shape)
     if m.family == "conv_vae":
@@ -71,7 +76,7 @@ def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
             encoder_channels=tuple(m.channels), decoder_channels=tuple(m.decoder_channels),
             kernel=m.kernel, latent=m.latent, image_shape=tuple(data_shape),
             likelihood=m.likelihood, batch_norm=m.batch_norm, sample_noise=m.sample_noise,
-            axis_name=sharding.AXIS),
+            axis_name=axis_name),
             stack_mode=stack_mode)
     if len(data_shape) != 1:
         raise ValueError(f"model.family={m.family!r} takes vector data, got shape {data_shape}")

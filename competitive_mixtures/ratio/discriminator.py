@@ -81,7 +81,8 @@ def make_disc_step(disc_model: LinenModel, gen_model: LinenModel,
     -> (disc, loss_sum [K], steps [K])` that donates `disc`, or with `group` > 0
     a `GroupedStep` whose calls take the group's slices of `disc` and `gen`.
     """
-    update = _sharded(gradient_step(discriminator_loss(disc_model), optimizer, sharding.AXIS),
+    update = _sharded(gradient_step(discriminator_loss(disc_model), optimizer,
+                                    sharding.step_axis(mesh)),
                       mesh, num_batch_args=1, stack_mode=stack_mode)
     sequential = stack_mode == "sequential"
     # The latent size of a discriminator that reads latent means (0: it reads the data).
