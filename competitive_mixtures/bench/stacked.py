@@ -344,9 +344,9 @@ def stacked_vs_loop_section(bench: Bench) -> dict:
     figures.update(compare_disc_step(setup, num_steps, sizes.reps, "mlp_disc_step"))
     # The paper's MNIST networks at K=15 in the platform's default form, then vmapped.
     setup = bench.setup("digits")
-    figures.update(compare_m_step(setup, sizes.vs_loop_conv_steps, sizes.reps, "conv_vae_m_step",
-                                  matmul))
-    figures.update(compare_disc_step(setup, sizes.vs_loop_conv_steps, sizes.reps,
+    figures.update(compare_m_step(setup, sizes.vs_loop_conv_steps, sizes.vs_loop_conv_reps,
+                                  "conv_vae_m_step", matmul))
+    figures.update(compare_disc_step(setup, sizes.vs_loop_conv_steps, sizes.vs_loop_conv_reps,
                                      "conv_disc_step", matmul))
     figures.update(compare_m_step(bench.setup("digits_vmap"), 1, 1, "conv_vae_m_step_vmap",
                                   matmul))
