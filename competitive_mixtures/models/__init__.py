@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import ml_collections
 import optax
 
@@ -64,9 +66,8 @@ def generator(config: ml_collections.ConfigDict, data_shape: tuple[int, ...],
     if stack_mode is None:
         stack_mode = sharding.resolve_stack_mode(config.stack_mode, len(data_shape) == 3)
     m = config.model
-    builders = {"avb": _avb, "gram": _gram}
-    if m.family == "gan":
-        return _gan(config, data_shape, axis_name)
+    builders = {"gan": functools.partial(_gan, axis_name=axis_name), "avb": _avb,
+                "gram": _gram}
     if m.family in builders:
         return builders[m.family](config, data_shape)
     if m.family == "conv_vae":
